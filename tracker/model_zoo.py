@@ -1,0 +1,77 @@
+"""Shipped models: names -> files in ``weights/`` with their sha256, resolved and verified on load."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import WeightsError
+from .models import SiameseNet, load_checkpoint
+from .models.checkpoints import file_sha256
+
+REGISTRY = "registry.json"
+
+
+def weights_dirs() -> list[Path]:
+    """Where shipped weights may live: $SIAMTRACK_WEIGHTS, the source tree, the install prefix."""
+    dirs = []
+    if os.environ.get("SIAMTRACK_WEIGHTS"):
+        dirs.append(Path(os.environ["SIAMTRACK_WEIGHTS"]))
+    dirs.append(Path(__file__).resolve().parent.parent / "weights")
+    dirs.append(Path(sys.prefix) / "share" / "siamtrack" / "weights")
+    return dirs
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    path: Path
+    sha256: str
+    description: str
+
+
+def shipped_models() -> dict[str, ShippedModel]:
+    """All models named in the first registry found, plus which one is the default (key '')."""
+    for d in weights_dirs():
+        reg = d / REGISTRY
+        if reg.is_file():
+            data = json.loads(reg.read_text())
+            models = {name: ShippedModel(name, d / m["file"], m["sha256"], m.get("description", ""))
+                      for name, m in data["models"].items()}
+            if data.get("default") in models:
+                models[""] = models[data["default"]]
+            return models
+    return {}
+
+
+def default_model_name() -> str:
+    models = shipped_models()
+    if "" not in models:
+        raise WeightsError("no shipped default model found (weights/registry.json missing); pass weights=PATH to a checkpoint")
+    return models[""].name
+
+
+def resolve(weights: str | os.PathLike | None) -> tuple[SiameseNet, dict[str, Any], dict[str, Any]]:
+    """Load a shipped model by name (sha256-verified), or a checkpoint path; None = the default."""
+    models = shipped_models()
+    key = "" if weights is None else str(weights)
+    if key in models:
+        m = models[key]
+        if not m.path.is_file():
+            raise WeightsError(f"shipped model {m.name!r} is missing its file {m.path}; reinstall siamtrack")
+        digest = file_sha256(m.path)
+        if digest != m.sha256:
+            raise WeightsError(f"shipped model {m.name!r} ({m.path}) fails its sha256 check (got {digest[:12]}..., expected {m.sha256[:12]}...); reinstall siamtrack")
+        net, overrides, meta = load_checkpoint(m.path)
+        return net, overrides, {**meta, "name": m.name}
+    if weights is None:
+        raise WeightsError("no shipped default model found (weights/registry.json missing); pass weights=PATH to a checkpoint")
+    path = Path(weights)
+    if not path.exists() and os.sep not in key and not key.endswith((".pth", ".pt")):
+        names = ", ".join(sorted(k for k in models if k)) or "none installed"
+        raise WeightsError(f"unknown model {key!r}: not a shipped model name ({names}) nor an existing file")
+    net, overrides, meta = load_checkpoint(path)
+    return net, overrides, {**meta, "name": meta.get("name", path.stem)}

@@ -1,0 +1,170 @@
+"""Checkpoint I/O: our self-describing format and an importer for siamfc-pytorch state dicts.
+
+Checkpoints are untrusted input: they are read with ``weights_only=True`` (no code runs on load),
+every tensor shape is checked against the architecture before use, and our format carries a
+sha256 of its weights so silent corruption is caught.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import WeightsError
+from .backbones import ALEXNET_CHANNELS, scaled_channels
+from .siamese import SiameseNet
+
+FORMAT = "siamtrack-checkpoint"
+VERSION = 1
+
+
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of all tensors, in sorted key order."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(net: SiameseNet, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+                    tracker_config: dict[str, Any] | None = None) -> str:
+    """Write ``net`` in our format; returns the weights digest stored in the file."""
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    digest = weights_digest(state)
+    atomic_save({
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": net.config.to_dict(),
+        "tracker_config": dict(tracker_config or {}),
+        "metadata": dict(metadata or {}),
+        "state_dict": state,
+        "sha256": digest,
+    }, path)
+    return digest
+
+
+def read_file(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"checkpoint not found: {path}; pass a shipped model name (see `siamtrack models`) or an existing .pth file")
+    if path.is_dir():
+        raise WeightsError(f"checkpoint path is a directory: {path}; pass the .pth file inside it")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated / foreign files
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch weights file ({reason}); re-download or re-train it") from None
+
+
+def _strip_prefix(state: dict[str, Any]) -> dict[str, Any]:
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def is_siamfc_pytorch(obj: Any) -> bool:
+    """siamfc-pytorch checkpoints are bare state dicts keyed ``backbone.conv1.0.weight``..."""
+    if not isinstance(obj, dict) or obj.get("format") == FORMAT:
+        return False
+    state = _strip_prefix(obj)
+    return "backbone.conv1.0.weight" in state and "backbone.conv5.0.weight" in state
+
+
+def _width_for(channels: tuple[int, ...], path: Path) -> float:
+    for k in range(1, 401):
+        if scaled_channels(k / 100) == channels:
+            return k / 100
+    raise WeightsError(f"{path}: AlexNet channel counts {channels} match no width multiplier (expected multiples of {ALEXNET_CHANNELS})")
+
+
+def import_siamfc_pytorch(obj: dict[str, Any], path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Map a siamfc-pytorch AlexNetV1 state dict (any width) onto our SiameseNet."""
+    state = _strip_prefix(obj)
+    try:
+        channels = tuple(int(state[f"backbone.conv{i}.0.weight"].shape[0]) for i in range(1, 6))
+    except KeyError as exc:
+        raise WeightsError(f"{path}: siamfc-pytorch checkpoint lacks {exc.args[0]}; expected keys backbone.conv1.0.weight .. backbone.conv5.0.weight") from None
+    config = ModelConfig(backbone="alexnet", width=_width_for(channels, path), head="xcorr", out_scale=1e-3, input_order="rgb")
+    state = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    state["head.bias"] = torch.zeros(1)
+    return config, state
+
+
+def check_and_load(net: SiameseNet, state: dict[str, Any], path: Path) -> None:
+    """Load ``state`` into ``net`` after checking every key and shape; errors list expected vs found."""
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
+             for k in sorted(set(expected) & set(state))
+             if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape]
+    problems = []
+    if wrong:
+        problems.append("shape mismatch " + "; ".join(wrong[:4]) + (" ..." if len(wrong) > 4 else ""))
+    if missing:
+        problems.append("missing " + ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""))
+    if unexpected:
+        problems.append("unexpected " + ", ".join(unexpected[:4]) + (" ..." if len(unexpected) > 4 else ""))
+    if problems:
+        raise WeightsError(f"{path} does not fit the {net.config.backbone} (width {net.config.width}) architecture: " + " | ".join(problems))
+    net.load_state_dict(state)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[SiameseNet, dict[str, Any], dict[str, Any]]:
+    """Load our checkpoint or a siamfc-pytorch one; returns (net in eval mode, tracker config overrides, metadata)."""
+    path = Path(path)
+    obj = read_file(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        try:
+            config = ModelConfig.from_dict(obj["model_config"])
+            state = obj["state_dict"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"{path}: malformed siamtrack checkpoint ({exc}); re-train or re-export it") from None
+        if weights_digest(state) != obj.get("sha256"):
+            raise WeightsError(f"{path}: weights do not match their stored sha256 (file corrupted or edited); re-download or re-train it")
+        tracker_overrides = dict(obj.get("tracker_config") or {})
+        metadata = dict(obj.get("metadata") or {})
+    elif is_siamfc_pytorch(obj):
+        config, state = import_siamfc_pytorch(obj, path)
+        tracker_overrides, metadata = {}, {"source": "siamfc-pytorch", "path": str(path)}
+    else:
+        keys = ", ".join(list(obj)[:3]) if isinstance(obj, dict) else type(obj).__name__
+        raise WeightsError(f"{path} is neither a siamtrack checkpoint nor a siamfc-pytorch state dict (found {keys}); expected 'format': '{FORMAT}' or keys backbone.conv1.0.weight ...")
+    try:
+        net = SiameseNet(config)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
+    check_and_load(net, state, path)
+    return net.eval(), tracker_overrides, metadata

@@ -1,0 +1,279 @@
+"""The SiamFC tracking loop: SiamTracker (one target) and MultiTracker (many, one batched pass).
+
+Per frame and target: crop the search region at S scales -> backbone -> head -> responses ->
+post-processing -> new centre and size. The exemplar embedding is computed once at ``init``.
+A confidence below ``lost_threshold`` puts the target in a lost state: the box stops moving and
+a single-scale search over a growing region (up to the whole frame) looks for it again.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import TrackerConfig
+from .crops import crop_into, mean_colour
+from .engine import TorchEngine
+from .errors import FrameError
+from .inputs import as_bgr, check_box
+from .model_zoo import resolve
+from .postprocess import PeakFinder
+
+MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of instance_size
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer: box (x, y, w, h) floats, 0-based; score = peak confidence in [0, 1]."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    lost: bool
+
+
+def _sigmoid(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(v, 60.0), -60.0)))
+
+
+class _Target:
+    """Geometry and lost-state of one tracked object; knows nothing about the network."""
+
+    def __init__(self, cfg: TrackerConfig, frame: np.ndarray, box: tuple[float, float, float, float]) -> None:
+        x, y, w, h = box
+        self.cfg = cfg
+        self.cx, self.cy = x + (w - 1) / 2, y + (h - 1) / 2
+        self.w, self.h = w, h
+        ctx = cfg.context * (w + h)
+        self.z_sz = math.sqrt((w + ctx) * (h + ctx))
+        self.x_sz = self.z_sz * cfg.instance_size / cfg.exemplar_size
+        self.base_x_sz = self.x_sz
+        self.border = mean_colour(frame)
+        self.scales = np.asarray(cfg.scale_factors)
+        self.lost = False
+        self.low_count = 0
+        self.growth = 1.0
+        self.frame_side = max(frame.shape[:2])
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.cx - (self.w - 1) / 2, self.cy - (self.h - 1) / 2, self.w, self.h)
+
+    def exemplar_into(self, frame: np.ndarray, out: np.ndarray) -> None:
+        crop_into(frame, self.cx, self.cy, self.z_sz, out, self.border)
+
+    def search_into(self, frame: np.ndarray, out: np.ndarray) -> None:
+        for i, f in enumerate(self.scales):
+            crop_into(frame, self.cx, self.cy, self.x_sz * f, out[i], self.border)
+
+    def step(self, responses: np.ndarray, finder: PeakFinder) -> TrackResult:
+        """Apply one frame's responses (S, n, n) from :meth:`search_into` crops."""
+        cfg = self.cfg
+        s, r, c, raw = finder(responses)
+        score = _sigmoid(raw)
+        if self._low(score):
+            return TrackResult(self.box, score, True)
+        half = (finder.upscale_size - 1) / 2
+        step = cfg.total_stride / cfg.response_up * self.x_sz * self.scales[s] / cfg.instance_size
+        self.cx += (c - half) * step
+        self.cy += (r - half) * step
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scales[s]
+        scale = min(max(self.x_sz * scale, cfg.min_scale * self.base_x_sz), cfg.max_scale * self.base_x_sz) / self.x_sz
+        self.w *= scale
+        self.h *= scale
+        self.z_sz *= scale
+        self.x_sz *= scale
+        return TrackResult(self.box, score, False)
+
+    def _low(self, score: float) -> bool:
+        """Count low-confidence frames; enter the lost state after ``lost_patience`` of them."""
+        if score >= self.cfg.lost_threshold:
+            self.low_count = 0
+            return False
+        self.low_count += 1
+        if self.low_count >= self.cfg.lost_patience:
+            self.lost = True
+            self.growth = 1.0
+        return True
+
+    def redetect_crop(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """A single-scale crop over a region grown by ``redetect_growth`` per lost frame (to the frame)."""
+        cfg = self.cfg
+        limit = max(2.0 * self.frame_side / self.x_sz, 1.0)
+        self.growth = min(self.growth * cfg.redetect_growth, limit, float(MAX_REDETECT_FACTOR))
+        extra = int(round((cfg.instance_size * (self.growth - 1)) / cfg.total_stride))
+        out_size = cfg.instance_size + extra * cfg.total_stride
+        crop_px = self.x_sz * out_size / cfg.instance_size
+        buf = np.empty((1, out_size, out_size, 3), np.uint8)
+        crop_into(frame, self.cx, self.cy, crop_px, buf[0], self.border)
+        return buf, crop_px
+
+    def redetect(self, response: np.ndarray, crop_px: float, out_size: int) -> TrackResult:
+        """Jump to the peak of a lost-state response if it is confident enough; else stay lost."""
+        cfg = self.cfg
+        n = response.shape[0]
+        up = cv2.resize(response, (n * cfg.response_up, n * cfg.response_up), interpolation=cv2.INTER_CUBIC)
+        r, c = np.unravel_index(int(np.argmax(up)), up.shape)
+        score = _sigmoid(float(up[r, c]))
+        if score < cfg.lost_threshold:
+            return TrackResult(self.box, score, True)
+        half = (up.shape[0] - 1) / 2
+        step = cfg.total_stride / cfg.response_up * crop_px / out_size
+        self.cx += (c - half) * step
+        self.cy += (r - half) * step
+        self.lost = False
+        self.low_count = 0
+        self.growth = 1.0
+        return TrackResult(self.box, score, False)
+
+
+def build_engine(net, backend: str, device: str):
+    if backend == "torch":
+        return TorchEngine(net, device)
+    if backend == "onnxruntime":
+        from .onnx_backend import OnnxEngine
+        return OnnxEngine(net, device)
+    raise ValueError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
+
+
+class MultiTracker:
+    """Track many targets in one video with ONE batched backbone forward per frame.
+
+    ``add(frame, box)`` returns a target id (at any frame); ``remove(id)``; ``update(frame)``
+    returns ``{id: TrackResult}`` for every target.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "torch",
+                 threads: int | None = None, **config: Any) -> None:
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            import torch
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+        net, overrides, self.metadata = resolve(weights)
+        self.config = TrackerConfig.from_dict({**overrides, **config})
+        self.model_config = net.config
+        self.engine = build_engine(net, backend, device)
+        cfg = self.config
+        self.finder = PeakFinder(cfg.response_size, cfg.response_up, cfg.scale_num, cfg.scale_penalty, cfg.window_influence)
+        self.finder(np.zeros((cfg.scale_num, cfg.response_size, cfg.response_size), np.float32))  # JIT warm-up
+        self._targets: dict[int, _Target] = {}
+        self._kernels: dict[int, Any] = {}
+        self._batch: tuple[tuple[int, ...], Any] | None = None
+        self._search: dict[int, np.ndarray] = {}
+        self._exemplar = np.empty((1, cfg.exemplar_size, cfg.exemplar_size, 3), np.uint8)
+        self._next_id = 0
+        self._frame_shape: tuple[int, ...] | None = None
+
+    def _check_frame(self, frame: object) -> np.ndarray:
+        frame = as_bgr(frame)
+        if self._frame_shape is not None and self._targets and frame.shape != self._frame_shape:
+            raise FrameError(f"frame size changed from {self._frame_shape[1]}x{self._frame_shape[0]} to "
+                             f"{frame.shape[1]}x{frame.shape[0]} mid-stream; re-init the tracker for the new size")
+        self._frame_shape = frame.shape
+        return frame
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self._targets)
+
+    def add(self, frame: np.ndarray, box: object) -> int:
+        """Start tracking the object in ``box`` (x, y, w, h) of ``frame``; returns its id."""
+        frame = self._check_frame(frame)
+        target = _Target(self.config, frame, check_box(box, frame.shape))
+        target.exemplar_into(frame, self._exemplar[0])
+        tid = self._next_id
+        self._next_id += 1
+        self._kernels[tid] = self.engine.embed(self._exemplar)
+        self._targets[tid] = target
+        self._batch = None
+        return tid
+
+    def remove(self, tid: int) -> None:
+        if tid not in self._targets:
+            raise KeyError(f"no target with id {tid}; current ids: {self.ids}")
+        del self._targets[tid], self._kernels[tid]
+        self._batch = None
+
+    def box(self, tid: int) -> tuple[float, float, float, float]:
+        return self._targets[tid].box
+
+    def _kernels_for(self, ids: tuple[int, ...]):
+        if self._batch is None or self._batch[0] != ids:
+            self._batch = (ids, self.engine.concat([self._kernels[i] for i in ids]))
+        return self._batch[1]
+
+    def _search_buffer(self, n: int) -> np.ndarray:
+        buf = self._search.get(n)
+        if buf is None:
+            size = self.config.instance_size
+            buf = np.empty((n, size, size, 3), np.uint8)
+            self._search = {n: buf}  # keep one: target counts change rarely
+        return buf
+
+    def update(self, frame: np.ndarray) -> dict[int, TrackResult]:
+        """Track every target into ``frame``; one batched forward for all targets not lost."""
+        frame = self._check_frame(frame)
+        results: dict[int, TrackResult] = {}
+        active = tuple(i for i, t in self._targets.items() if not t.lost)
+        if active:
+            s = self.config.scale_num
+            buf = self._search_buffer(len(active) * s)
+            for k, tid in enumerate(active):
+                self._targets[tid].search_into(frame, buf[k * s:(k + 1) * s])
+            responses = self.engine.respond(self._kernels_for(active), buf)
+            for k, tid in enumerate(active):
+                results[tid] = self._targets[tid].step(responses[k * s:(k + 1) * s], self.finder)
+        for tid, target in self._targets.items():
+            if tid not in results:
+                crop, crop_px = target.redetect_crop(frame)
+                response = self.engine.respond(self._kernels[tid], crop)[0]
+                results[tid] = target.redetect(response, crop_px, crop.shape[1])
+        return results
+
+
+class SiamTracker:
+    """Single-target Siamese tracker: ``init(frame, box)`` then ``update(frame) -> TrackResult``.
+
+    ``weights``: a shipped model name, a path to our checkpoint or to a siamfc-pytorch checkpoint,
+    or None for the default shipped model. ``config`` overrides :class:`TrackerConfig` fields.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "torch",
+                 threads: int | None = None, **config: Any) -> None:
+        self._multi = MultiTracker(weights, device, backend, threads, **config)
+        self._id: int | None = None
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._multi.config
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._multi.metadata
+
+    def init(self, frame: np.ndarray, box: object) -> None:
+        """Start (or restart) tracking the object inside ``box`` = (x, y, w, h) in ``frame``."""
+        if self._id is not None:
+            self._multi.remove(self._id)
+        self._id = None
+        self._id = self._multi.add(frame, box)
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        if self._id is None:
+            raise RuntimeError("call init(frame, box) before update(frame)")
+        return self._multi.update(frame)[self._id]
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        if self._id is None:
+            raise RuntimeError("call init(frame, box) first")
+        return self._multi.box(self._id)
+
+
+def with_config(config: TrackerConfig, **changes: Any) -> TrackerConfig:
+    return replace(config, **changes)

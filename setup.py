@@ -12,6 +12,7 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tracker", "tracker.*"]),
+    package_data={"tracker": ["splits.json"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",

@@ -125,11 +125,11 @@ def import_siamfc_pytorch(obj: dict[str, Any], path: Path) -> tuple[ModelConfig,
 def check_and_load(net: SiameseNet, state: dict[str, Any], path: Path) -> None:
     """Load ``state`` into ``net`` after checking every key and shape; errors list expected vs found."""
     expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
     wrong = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
-             for k in sorted(set(expected) & set(state))
-             if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape]
+             for k in expected
+             if k in state and not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape]
     problems = []
     if wrong:
         problems.append("shape mismatch " + "; ".join(wrong[:4]) + (" ..." if len(wrong) > 4 else ""))

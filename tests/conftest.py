@@ -1,0 +1,32 @@
+"""Shared fixtures: where the development data lives and which weights the tracker tests use."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SEQUENCES = SHARED / "data" / "sequences"
+FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
+
+
+def shipped_default_exists() -> bool:
+    from tracker.model_zoo import shipped_models
+    return "" in shipped_models()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SEQUENCES.is_dir():
+        pytest.skip(f"development data not found at {SHARED} (CI provides ../shared beside the repo)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def weights():
+    """Weights argument for SiamTracker: the shipped default (None) when present, else FDSiamfc_30."""
+    if shipped_default_exists():
+        return None
+    if FDSIAMFC_30.is_file():
+        return str(FDSIAMFC_30)
+    pytest.skip("no shipped default model in weights/ and no ../shared/reference checkpoint")

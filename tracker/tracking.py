@@ -130,12 +130,12 @@ class _Target:
         return TrackResult(self.box, score, False)
 
 
-def build_engine(net, backend: str, device: str):
+def build_engine(net, backend: str, device: str, config: TrackerConfig | None = None):
     if backend == "torch":
         return TorchEngine(net, device)
     if backend == "onnxruntime":
         from .onnx_backend import OnnxEngine
-        return OnnxEngine(net, device)
+        return OnnxEngine(net, device, config=config)  # the exported head bakes in the exemplar size
     raise ValueError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
 
 
@@ -157,7 +157,7 @@ class MultiTracker:
         net, overrides, self.metadata = resolve(weights)
         self.config = TrackerConfig.from_dict({**overrides, **config})
         self.model_config = net.config
-        self.engine = build_engine(net, backend, device)
+        self.engine = build_engine(net, backend, device, self.config)
         cfg = self.config
         self.finder = PeakFinder(cfg.response_size, cfg.response_up, cfg.scale_num, cfg.scale_penalty, cfg.window_influence)
         self.finder(np.zeros((cfg.scale_num, cfg.response_size, cfg.response_size), np.float32))  # JIT warm-up

@@ -44,7 +44,7 @@ def shift_kernel(h: int, w: int, dtype: torch.dtype, device: torch.device) -> to
 
 def window_sum(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Sum over channels and every h x w window of ``x`` (a box filter as a convolution)."""
-    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
+    ones = torch.ones(1, 1, int(h), int(w), dtype=x.dtype, device=x.device)  # int(): a constant kernel in exports
     return F.conv2d(x.sum(dim=1, keepdim=True), ones)
 
 

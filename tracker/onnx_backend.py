@@ -1,0 +1,78 @@
+"""ONNX Runtime backend: the same embed/respond contract as TorchEngine, run by onnxruntime.
+
+The network is exported in memory (tracker.export) so any checkpoint works without a separate
+export step. Search features stay inside ONNX Runtime between the backbone and the head (OrtValue
+hand-off, no numpy round trip); crops are wrapped, not copied.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .config import TrackerConfig
+from .engine import resolve_device
+from .errors import DeviceError
+from .export import onnx_models
+from .models import SiameseNet
+
+CUDA = "CUDAExecutionProvider"
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime providers for a device name; CUDA only when this onnxruntime build has it."""
+    available = ort.get_available_providers()
+    if str(device) == "auto":
+        return [CUDA, "CPUExecutionProvider"] if CUDA in available else ["CPUExecutionProvider"]
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if CUDA not in available:
+            raise DeviceError(f"device {device!r} requested but this onnxruntime has no CUDA provider; "
+                              "install onnxruntime-gpu or use --device cpu")
+        return [(CUDA, {"device_id": dev.index or 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """All graph optimisations on; intra-op threads default to torch's setting (SiamTracker(threads=...))."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxEngine:
+    """onnxruntime backend; kernels are float32 numpy arrays (N, C, h, w)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, net: SiameseNet, device: str = "auto", threads: int | None = None,
+                 config: TrackerConfig | None = None) -> None:
+        backbone, head = onnx_models(net, config)
+        providers = providers_for(device)
+        opts = session_options(threads)
+        self.backbone = ort.InferenceSession(backbone, opts, providers=providers)
+        self.head = ort.InferenceSession(head, opts, providers=providers)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""
+        return self.backbone.run(["features"], {"crops": np.ascontiguousarray(crops)})[0]
+
+    def respond(self, kernels: np.ndarray, crops: np.ndarray) -> np.ndarray:
+        """Responses (M, n, n) float32 for M search crops; M is a multiple of len(kernels)."""
+        crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
+        features = self.backbone.run_with_ort_values(["features"], {"crops": crops_value})[0]
+        kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
+        response = self.head.run_with_ort_values(["response"], {"exemplar": kernel_value, "search": features})[0]
+        return response.numpy()[:, 0]
+
+    @staticmethod
+    def select(kernels: np.ndarray, rows: list[int]) -> np.ndarray:
+        return kernels[rows]
+
+    @staticmethod
+    def concat(kernels: list[np.ndarray]) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(kernels, axis=0))

@@ -15,14 +15,60 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("track", help="track one object through a video, image folder or webcam")
+    p = sub.add_parser("track", help="track one object through a video, image folder or webcam",
+                       description="Track the object in --box (or picked with --select) from the first frame on; "
+                                   "write an annotated video and/or a CSV of boxes, both flushed frame by frame.")
     p.add_argument("input", help="video file, folder of images, or webcam index (e.g. 0)")
-    p.set_defaults(handler=_todo)
+    p.add_argument("--box", metavar="X,Y,W,H", help="target box on the first frame, 0-based pixels "
+                   "(write --box=-5,10,40,40 when x is negative)")
+    p.add_argument("--select", action="store_true", help="drag the box on the first frame (needs a display)")
+    p.add_argument("--output", metavar="VIDEO", help="annotated video to write (.mp4 or .avi): box, score, fps")
+    p.add_argument("--boxes", metavar="CSV", help="CSV to write: frame,x,y,w,h,score,lost per frame")
+    p.add_argument("--show", action="store_true", help="display the tracking live (q or Esc stops)")
+    p.add_argument("--weights", help="shipped model name or checkpoint path (default: the default model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="inference backend")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: library default)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.set_defaults(handler=_run_track)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from .app import TrackOptions, track
+    if args.threads is not None and args.threads < 1:
+        raise SiamTrackError(f"--threads must be at least 1, got {args.threads}")
+    summary = track(TrackOptions(args.input, args.box, args.select, args.output, args.boxes, args.show, args.overwrite,
+                                 args.max_frames, args.weights, args.device, args.backend, args.threads))
+    print(summary.describe())
+    return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="track a generated clip (or a given video) and write an annotated demo.mp4")
-    p.set_defaults(handler=_todo)
+    p = sub.add_parser("demo", help="track a generated clip (or a given video) and write an annotated demo.mp4",
+                       description="With no INPUT: generate a clip with known truth (a textured object moving, "
+                                   "turning, scaling, briefly occluded), track it, write the annotated video and "
+                                   "print the mean IoU against the truth.")
+    p.add_argument("input", nargs="?", help="optional sequence folder: groundtruth.txt + video.mp4 (or img/)")
+    p.add_argument("--output", default="demo.mp4", metavar="VIDEO", help="annotated video to write (default demo.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output video")
+    p.add_argument("--weights", help="shipped model name or checkpoint path (default: the default model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated clip")
+    p.add_argument("--frames", type=int, default=150, help="length of the generated clip")
+    p.add_argument("--show", action="store_true", help="display the tracking live (q or Esc stops)")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .app import DemoOptions, demo
+    if args.frames < 2:
+        raise SiamTrackError(f"--frames must be at least 2, got {args.frames}")
+    summary, mean_iou = demo(DemoOptions(args.input, args.output, args.overwrite, args.weights, args.device,
+                                         args.seed, args.frames, args.show))
+    print(summary.describe())
+    print(f"mean IoU against the known truth: {mean_iou:.3f} over {max(summary.frames - 1, 0)} frames after the first")
+    return 0
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -31,18 +77,55 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train or fine-tune a Siamese network")
-    p.set_defaults(handler=_todo)
+    p = sub.add_parser("train", help="train or fine-tune a Siamese network",
+                       description="Train or fine-tune a Siamese network on video sequences and/or still images "
+                                   "(SiamFC pairs from a patch cache; optional distillation from a teacher). "
+                                   "Run under `torchrun --nproc_per_node N` for DistributedDataParallel.")
+    from .training.trainer import add_train_arguments
+    add_train_arguments(p)
+
+    def handler(args: argparse.Namespace) -> int:
+        from .training.trainer import setup_from_args, train
+        print(f"checkpoints in {train(setup_from_args(args), resume=args.resume)}")
+        return 0
+
+    p.set_defaults(handler=handler)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX or TorchScript")
-    p.set_defaults(handler=_todo)
+    p = sub.add_parser("export", help="export a model to ONNX or TorchScript",
+                       description="Write the backbone and head (uint8 BGR crops in, dynamic batch) into a folder: "
+                                   "backbone.onnx + head.onnx, or siamtrack.pt; plus siamtrack.json with the configs.")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="output format")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder to write (created if missing)")
+    p.add_argument("--weights", default=None, help="shipped model name or checkpoint path (default: the default model)")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export
+    for path in export(args.weights, args.format, args.output):
+        print(path)
+    return 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the shipped models")
-    p.set_defaults(handler=_todo)
+    p.set_defaults(handler=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .model_zoo import shipped_models, weights_dirs
+    models = shipped_models()
+    if not models:
+        print("no shipped models found (no registry.json in " + ", ".join(map(str, weights_dirs())) + ")")
+        return 0
+    default = models[""].name if "" in models else None
+    for name, m in sorted(models.items()):
+        if name:
+            mark = " (default)" if name == default else ""
+            print(f"{name}{mark}: {m.description or 'no description'} [{m.path}]")
+    return 0
 
 
 def _todo(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def torchscript_module(net: SiameseNet, config: TrackerConfig | None = None) -> 
 
 
 def _info(fmt: str, net: SiameseNet, config: TrackerConfig, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"format": f"siamtrack-{fmt}", "model": metadata.get("name", ""), "model_config": net.config.to_dict(),
+    return {"format": f"siamtrack-{fmt}", "model": metadata.get("name", ""), "model_config": {**net.config.to_dict(), "input_order": "bgr"},
             "tracker_config": config.to_dict(),
             "inputs": "uint8 BGR crops (N, S, S, 3); exemplar S = exemplar_size, search S = instance_size"}
 

@@ -60,3 +60,16 @@ def test_head_errors_are_clear():
         build_head("xcorr")(torch.zeros(2, 3, 2, 2), torch.zeros(3, 3, 5, 5))
     with pytest.raises(ValueError, match="exemplar has 3 channels but search has 4"):
         build_head("xcorr")(torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 5, 5))
+
+
+@pytest.mark.parametrize("nz,k", [(1, 3), (3, 2), (5, 1)])
+def test_correlate_equals_siamfc_grouped_convolution(nz, k):
+    """`correlate` must equal SiamFC's formulation: one grouped conv, each search map with its exemplar."""
+    import torch.nn.functional as F
+
+    from tracker.models.heads import correlate
+    g = torch.Generator().manual_seed(nz + 7 * k)
+    z = torch.randn(nz, 6, 6, 6, generator=g)
+    x = torch.randn(nz * k, 6, 22, 22, generator=g)
+    grouped = F.conv2d(x.reshape(1, -1, 22, 22), z.repeat_interleave(k, dim=0), groups=nz * k).view(nz * k, 1, 17, 17)
+    torch.testing.assert_close(correlate(z, x), grouped, rtol=1e-4, atol=1e-4)

@@ -27,3 +27,7 @@ class OutputError(SiamTrackError):
 
 class DeviceError(SiamTrackError):
     """The requested compute device is not available."""
+
+
+class DatasetError(SiamTrackError):
+    """A benchmark dataset folder is missing, of an unknown layout, or inconsistent."""

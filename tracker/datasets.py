@@ -1,0 +1,179 @@
+"""Benchmark dataset readers: our sequence layout, OTB and GOT-10k folders, all into one Sequence type.
+
+Layouts (autodetected from a root folder, never downloaded):
+
+- ``sequences``: ``<Name>/video.mp4`` + ``groundtruth.txt`` (x,y,w,h per frame, ``nan`` rows = absent);
+  ``--split train|val`` picks names from ``tracker/splits.json``.
+- ``otb``: ``<Seq>/img/0001.jpg`` + ``groundtruth_rect.txt`` (comma/space/tab separated), with the
+  got10k toolkit's frame ranges for David, Football1, Freeman3, Freeman4 and Diving honoured.
+- ``got10k``: ``<seq>/00000001.jpg`` + ``groundtruth.txt`` + optional ``absence.label`` (1 = absent),
+  optionally below ``<root>/<split>/``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import DatasetError, VideoError
+
+SPLITS_FILE = Path(__file__).with_name("splits.json")
+LAYOUTS = ("sequences", "otb", "got10k")
+
+# got10k.datasets.OTB special cases: (first, last) 1-based image indices the annotation covers.
+OTB_FRAME_RANGES = {"david": (300, 770), "football1": (1, 74), "freeman3": (1, 460),
+                    "freeman4": (1, 283), "diving": (1, 215)}
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One annotated sequence: ``boxes`` is (N, 4) float64 x,y,w,h (0-based) with NaN rows where absent.
+
+    Frames come from ``video`` (a video file) or ``frame_files`` (images), decoded as HxWx3 uint8 BGR.
+    """
+
+    name: str
+    boxes: np.ndarray
+    video: Path | None = None
+    frame_files: tuple[Path, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def init_box(self) -> tuple[float, float, float, float]:
+        return tuple(float(v) for v in self.boxes[0])  # type: ignore[return-value]
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yield exactly ``len(self)`` decoded frames; a short or unreadable source is a VideoError."""
+        if self.video is not None:
+            yield from _video_frames(self.video, len(self))
+            return
+        for path in self.frame_files:
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise VideoError(f"cannot read image {path}; check the file is a valid image")
+            yield frame
+
+
+def _video_frames(path: Path, count: int) -> Iterator[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoError(f"cannot open video {path}; check the file exists and is a readable video")
+    try:
+        for i in range(count):
+            ok, frame = cap.read()
+            if not ok:
+                raise VideoError(f"{path} has only {i} decodable frames but its groundtruth has {count} rows; "
+                                 "fix the video or the annotation")
+            yield frame
+    finally:
+        cap.release()
+
+
+def read_boxes(path: Path) -> np.ndarray:
+    """Read x,y,w,h rows separated by commas, spaces or tabs; ``nan`` rows mark absent targets."""
+    if not path.is_file():
+        raise DatasetError(f"annotation file {path} not found; every sequence needs one")
+    text = path.read_text().replace(",", " ").replace("\t", " ")
+    try:
+        boxes = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DatasetError(f"cannot parse {path} ({exc}); expected x,y,w,h numbers per line") from None
+    if boxes.shape[1] != 4 or len(boxes) == 0:
+        raise DatasetError(f"{path} has {boxes.shape[1]} columns; expected 4 (x,y,w,h) per line")
+    return boxes
+
+
+def split_names(split: str) -> list[str]:
+    """Sequence names of ``split`` ('train' or 'val') from tracker/splits.json."""
+    splits = json.loads(SPLITS_FILE.read_text())
+    if split not in ("train", "val") or split not in splits:
+        raise DatasetError(f"unknown split {split!r}; choose 'train' or 'val'")
+    return list(splits[split])
+
+
+def detect_layout(root: Path) -> str:
+    """Name the layout of ``root`` ('sequences', 'otb' or 'got10k') from its first sequence folder."""
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if (d / "video.mp4").is_file() and (d / "groundtruth.txt").is_file():
+            return "sequences"
+        if (d / "img").is_dir() and any(d.glob("groundtruth*.txt")):
+            return "otb"
+        if (d / "groundtruth.txt").is_file() and any(d.glob("*.jpg")):
+            return "got10k"
+    raise DatasetError(f"{root} holds no sequence folders of a known layout "
+                       "(<Name>/video.mp4+groundtruth.txt, OTB <Seq>/img/, or GOT-10k <seq>/*.jpg+groundtruth.txt)")
+
+
+def _read_sequence(d: Path) -> Sequence:
+    return Sequence(d.name, read_boxes(d / "groundtruth.txt"), video=d / "video.mp4")
+
+
+def _read_otb(d: Path) -> Sequence:
+    anno = sorted(p for p in d.glob("groundtruth*.txt") if p.read_text().strip())
+    if not anno:
+        raise DatasetError(f"{d} has no non-empty groundtruth_rect.txt")
+    files = sorted((d / "img").glob("*.jpg"))
+    first, last = OTB_FRAME_RANGES.get(d.name.lower(), (1, len(files)))
+    files = files[first - 1:last]
+    boxes = read_boxes(anno[0])
+    if len(files) != len(boxes):
+        raise DatasetError(f"{d.name}: {len(files)} images but {len(boxes)} boxes in {anno[0].name}; fix the folder")
+    return Sequence(d.name, boxes, frame_files=tuple(files))
+
+
+def _read_got10k(d: Path) -> Sequence:
+    boxes = read_boxes(d / "groundtruth.txt")
+    absence = d / "absence.label"
+    if absence.is_file():
+        flags = np.loadtxt(absence, dtype=np.int64, ndmin=1)
+        if len(flags) != len(boxes):
+            raise DatasetError(f"{d.name}: absence.label has {len(flags)} rows but groundtruth.txt has {len(boxes)}")
+        boxes = boxes.copy()
+        boxes[flags.astype(bool)] = np.nan
+    files = sorted(d.glob("*.jpg"))
+    if len(files) != len(boxes):
+        raise DatasetError(f"{d.name}: {len(files)} images but {len(boxes)} boxes; fix the folder")
+    return Sequence(d.name, boxes, frame_files=tuple(files))
+
+
+READERS = {"sequences": _read_sequence, "otb": _read_otb, "got10k": _read_got10k}
+
+
+def load_dataset(root: str | os.PathLike, split: str | None = None, names: list[str] | None = None,
+                 layout: str | None = None) -> list[Sequence]:
+    """Read every sequence under ``root`` (sorted by name), optionally restricted to ``split`` / ``names``.
+
+    ``split`` selects names from tracker/splits.json for our layout and the ``<root>/<split>``
+    subfolder for GOT-10k. Nothing is ever downloaded: a missing folder is a DatasetError.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} not found; pass the path of a local dataset (nothing is downloaded)")
+    if split is not None and (root / split).is_dir() and not (root / split / "video.mp4").exists():
+        root, split = root / split, None
+    layout = layout or detect_layout(root)
+    if layout not in READERS:
+        raise DatasetError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    wanted = set(names) if names else None
+    if split is not None:
+        chosen = set(split_names(split))
+        wanted = chosen if wanted is None else wanted & chosen
+    dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+    if wanted is not None:
+        missing = sorted(wanted - {d.name for d in dirs})
+        if missing:
+            raise DatasetError(f"sequence(s) {', '.join(missing)} not found in {root}")
+        dirs = [d for d in dirs if d.name in wanted]
+    probe = {"sequences": "video.mp4", "otb": "img", "got10k": "groundtruth.txt"}[layout]
+    seqs = [READERS[layout](d) for d in dirs if (d / probe).exists()]
+    if not seqs:
+        raise DatasetError(f"no {layout} sequences found in {root}")
+    return seqs

@@ -1,0 +1,1 @@
+"""Benchmarking: dataset runs, metrics, peers, reports and plots."""

@@ -72,8 +72,43 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmark trackers side by side on a dataset (AUC, P@20, SR, fps)")
-    p.set_defaults(handler=_todo)
+    p = sub.add_parser("bench", help="benchmark trackers side by side on a dataset (AUC, P@20, SR, fps)",
+                       description="Run trackers on the same decoded frames of every sequence and write results.json, "
+                                   "results.md, success.png, precision.png and per-sequence box files to --out.")
+    p.add_argument("dataset", help="dataset folder: <Name>/video.mp4+groundtruth.txt, OTB (<Seq>/img/) or GOT-10k layout")
+    p.add_argument("--trackers", default="siamtrack,csrt,kcf",
+                   help="comma-separated: siamtrack[:WEIGHTS][@key=value,...], csrt, kcf, mil, nanotrack, vit")
+    p.add_argument("--out", default="bench", help="output folder (default: ./bench)")
+    p.add_argument("--split", choices=("train", "val"), help="only this split (tracker/splits.json; GOT-10k: subfolder)")
+    p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one thread each")
+    p.add_argument("--resume", action="store_true", help="skip tracker/sequence pairs whose box files exist")
+    p.add_argument("--got10k-compat", action="store_true",
+                   help="count frame 0 as the got10k toolkit's OTB report does (default: frame 0 excluded)")
+    p.add_argument("--nano-backbone", help="NanoTrack backbone ONNX (for the nanotrack peer)")
+    p.add_argument("--nano-neckhead", help="NanoTrack neck/head ONNX (for the nanotrack peer)")
+    p.add_argument("--vit-model", help="OpenCV TrackerVit ONNX model (for the vit peer)")
+    p.add_argument("--device", default="auto", help="device for siamtrack trackers: auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluation.bench import BenchOptions, run_bench
+    from .evaluation.peers import PeerOptions
+    from .evaluation.report import markdown
+    if args.workers < 1:
+        raise SiamTrackError(f"--workers must be at least 1, got {args.workers}")
+    path = lambda v: Path(v) if v else None  # noqa: E731
+    peers = PeerOptions(path(args.nano_backbone), path(args.nano_neckhead), path(args.vit_model), args.device)
+    names = [n for n in args.sequences.split(",") if n] if args.sequences else None
+    results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
+                                     args.resume, args.got10k_compat, not args.no_progress, peers))
+    print(markdown(results, per_sequence=False), end="")
+    print(f"wrote {args.out}/results.json, results.md, success.png, precision.png")
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

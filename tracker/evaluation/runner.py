@@ -6,16 +6,22 @@ run pins one thread, so a parallel run gives exactly the boxes of a serial one.
 """
 from __future__ import annotations
 
+import functools
+import json
 import multiprocessing as mp
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from ..datasets import Sequence
 from .metrics import Scores, score_sequence
+from .peers import TrackerSpec
 
 TrackerFactory = Callable[[], Any]
 
@@ -68,11 +74,11 @@ def _unpack(result: Any) -> tuple[np.ndarray, float, bool]:
 
 
 def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[np.ndarray] | None = None,
-                   progress: bool = False) -> dict[str, SequenceRun]:
+                   on_frame: Callable[[], None] | None = None) -> dict[str, SequenceRun]:
     """Track ``seq`` with every tracker in ``trackers`` on the same decoded frames.
 
     A tracker that raises is stopped and reported in ``SequenceRun.error`` (its remaining boxes NaN);
-    the others carry on.
+    the others carry on. ``on_frame`` is called after each frame (progress bars).
     """
     n = len(seq)
     runs = {name: SequenceRun(np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n, bool)) for name in trackers}
@@ -80,7 +86,6 @@ def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[
         run.boxes[0] = seq.boxes[0]
     it: Iterator[np.ndarray] = iter(frames if frames is not None else seq.frames())
     decode = 0.0
-    bar = _frame_bar(seq, progress)
     for f in range(n):
         t0 = time.perf_counter()
         frame = next(it)
@@ -100,38 +105,65 @@ def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[
                 run.boxes[f], run.scores[f], run.lost[f] = _unpack(result)
             except Exception as exc:  # a peer failing must be reported, never crash the benchmark
                 run.error = f"frame {f}: {type(exc).__name__}: {exc}".splitlines()[0]
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        if on_frame is not None:
+            on_frame()
     for run in runs.values():
         run.decode_time = decode
     return runs
 
 
-def _frame_bar(seq: Sequence, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=len(seq), desc=seq.name, unit="frame", leave=False)
-
-
 def _score_job(job: tuple[TrackerFactory, Sequence, bool]) -> tuple[str, Scores]:
     factory, seq, got10k_compat = job
-    set_single_thread()
-    run = track_sequence({"t": factory()}, seq)["t"]
+    run = track_sequence({"t": factory()}, seq, on_frame=_tick)["t"]
     if run.error is not None:
         raise RuntimeError(f"{seq.name}: {run.error}")
     return seq.name, score_sequence(run.boxes, seq.boxes, got10k_compat)
 
 
-def parallel_map(fn: Callable, jobs: list, workers: int) -> Iterator:
-    """``map(fn, jobs)`` in order; in ``workers`` spawned processes when workers > 1."""
+_ticker: Callable[[], None] | None = None  # per-frame progress hook of this process
+
+
+def _init_worker(queue: Any) -> None:
+    global _ticker
+    _ticker = functools.partial(queue.put, 1)
+    set_single_thread()
+
+
+def _tick() -> None:
+    if _ticker is not None:
+        _ticker()
+
+
+def parallel_map(fn: Callable, jobs: list, workers: int, on_frame: Callable[[], None] | None = None) -> Iterator:
+    """``map(fn, jobs)`` in order; in ``workers`` spawned processes when workers > 1.
+
+    Jobs call :func:`_tick` per frame; the ticks reach ``on_frame`` in this process.
+    """
+    global _ticker
     if workers <= 1 or len(jobs) <= 1:
-        yield from map(fn, jobs)
+        set_single_thread()
+        _ticker = on_frame
+        try:
+            yield from map(fn, jobs)
+        finally:
+            _ticker = None
         return
-    with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=set_single_thread) as pool:
-        yield from pool.imap(fn, jobs)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    drain = threading.Thread(target=_drain, args=(queue, on_frame), daemon=True)
+    drain.start()
+    try:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(queue,)) as pool:
+            yield from pool.imap(fn, jobs)
+    finally:
+        queue.put(None)
+        drain.join(timeout=5)
+
+
+def _drain(queue: Any, on_frame: Callable[[], None] | None) -> None:
+    while queue.get() is not None:
+        if on_frame is not None:
+            on_frame()
 
 
 def evaluate(factory: TrackerFactory, sequences: list[Sequence], workers: int = 1,
@@ -143,3 +175,85 @@ def evaluate(factory: TrackerFactory, sequences: list[Sequence], workers: int = 
     """
     jobs = [(factory, seq, got10k_compat) for seq in sequences]
     return dict(parallel_map(_score_job, jobs, workers))
+
+
+# ---------------------------------------------------------------- benchmark runs with box files
+
+BOX_FORMAT = "%.4f"
+
+
+def safe_name(name: str) -> str:
+    """A tracker name as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._@=+-]", "_", name)
+
+
+def box_paths(out: Path, tracker: str, seq: str) -> tuple[Path, Path]:
+    """(boxes .txt in got10k's x,y,w,h comma format, run record .json) of one tracker on one sequence."""
+    d = out / "boxes" / safe_name(tracker)
+    return d / f"{seq}.txt", d / f"{seq}.json"
+
+
+def save_run(out: Path, tracker: str, seq: str, run: SequenceRun) -> None:
+    """Write the box file, then the record (written last and atomically: its presence means done)."""
+    txt, rec = box_paths(out, tracker, seq)
+    txt.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(txt, run.boxes, fmt=BOX_FORMAT, delimiter=",")
+    record = {"frames": len(run.boxes), "init_time": run.init_time, "update_time": run.update_time,
+              "decode_time": run.decode_time, "tracker_fps": run.tracker_fps, "end_to_end_fps": run.end_to_end_fps,
+              "lost": run.lost_count, "error": run.error}
+    tmp = rec.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(rec)
+
+
+def is_done(out: Path, tracker: str, seq: str) -> bool:
+    txt, rec = box_paths(out, tracker, seq)
+    return txt.is_file() and rec.is_file()
+
+
+def _bench_job(job: tuple[Sequence, list[tuple[str, Callable[[], Any]]], Path]) -> str:
+    seq, named, out = job
+    trackers: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for name, factory in named:
+        try:
+            trackers[name] = factory()
+        except Exception as exc:  # reported like any other failure
+            failed[name] = f"cannot build: {type(exc).__name__}: {exc}".splitlines()[0]
+    runs = track_sequence(trackers, seq, on_frame=_tick)
+    for name, error in failed.items():
+        runs[name] = SequenceRun(np.full((len(seq), 4), np.nan), np.full(len(seq), np.nan), np.zeros(len(seq), bool),
+                                 error=error)
+        runs[name].boxes[0] = seq.boxes[0]
+    for name, run in runs.items():
+        save_run(out, name, seq.name, run)
+    return seq.name
+
+
+def run_benchmark(specs: list[TrackerSpec], sequences: list[Sequence], out: Path, workers: int = 1,
+                  resume: bool = False, progress: bool = True) -> None:
+    """Run every runnable tracker on every sequence, saving per-sequence box files under ``out/boxes``.
+
+    With ``resume``, (tracker, sequence) pairs whose files exist are skipped.
+    """
+    runnable = [s for s in specs if s.factory is not None]
+    jobs = []
+    for seq in sequences:
+        todo = [(s.name, s.factory) for s in runnable if not (resume and is_done(out, s.name, seq.name))]
+        if todo:
+            jobs.append((seq, todo, out))
+    if not jobs:
+        return
+    seq_bar = frame_bar = None
+    if progress:
+        from tqdm import tqdm
+        seq_bar = tqdm(total=len(jobs), desc="sequences", unit="seq", position=0)
+        frame_bar = tqdm(total=sum(len(j[0]) for j in jobs), desc="frames", unit="frame", position=1, leave=False)
+    try:
+        for _name in parallel_map(_bench_job, jobs, workers, frame_bar.update if frame_bar is not None else None):
+            if seq_bar is not None:
+                seq_bar.update(1)
+    finally:
+        for bar in (frame_bar, seq_bar):
+            if bar is not None:
+                bar.close()

@@ -1,0 +1,51 @@
+"""`siamtrack bench`: run trackers on a dataset, then write results.json, results.md and the plots."""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from ..datasets import load_dataset
+from ..errors import OutputError
+from .peers import PeerOptions, parse_trackers
+from .plots import write_plots
+from .report import build_results, write_results
+from .runner import run_benchmark
+
+
+@dataclass
+class BenchOptions:
+    """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers)."""
+
+    dataset: Path
+    out: Path
+    trackers: str = "siamtrack,csrt,kcf"
+    split: str | None = None
+    sequences: list[str] | None = None
+    workers: int = 1
+    resume: bool = False
+    got10k_compat: bool = False
+    progress: bool = True
+    peers: PeerOptions = field(default_factory=PeerOptions)
+
+
+def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    """Run (or, with ``resume``, complete) the benchmark and write every output; returns results.json's dict."""
+    sequences = load_dataset(opts.dataset, split=opts.split, names=opts.sequences)
+    try:
+        opts.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {opts.out} ({exc.strerror}); choose a writable --out") from None
+    specs = parse_trackers(opts.trackers, opts.peers)
+    run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress)
+    info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers,
+            "threads_per_worker": 1, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "opencv": cv2.__version__}
+    results = build_results(specs, sequences, opts.out, opts.got10k_compat, info)
+    write_results(results, opts.out)
+    write_plots(results, opts.out)
+    return results

@@ -1,0 +1,38 @@
+"""OTB-style success and precision plots (headless matplotlib), score in each legend entry."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: benchmarks run on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .metrics import PRECISION_AT, PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS  # noqa: E402
+
+
+def _plot(curves: dict[str, tuple[list[float], float]], x: Any, path: Path, xlabel: str, ylabel: str,
+          title: str, xlim: tuple[float, float]) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    styles = ["-", "--", "-.", ":"]
+    for i, (name, (curve, score)) in enumerate(sorted(curves.items(), key=lambda kv: -kv[1][1])):
+        ax.plot(x, curve, styles[(i // 10) % len(styles)], label=f"{name} [{score:.3f}]", linewidth=1.8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=xlim, ylim=(0, 1))
+    ax.grid(True, alpha=0.4)
+    ax.legend(loc="lower left" if xlabel.startswith("Overlap") else "lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """success.png (legend: AUC) and precision.png (legend: precision at 20 px) for every tracker that ran."""
+    ran = {n: t for n, t in results["trackers"].items() if t.get("success_curve")}
+    success, precision = out / "success.png", out / "precision.png"
+    _plot({n: (t["success_curve"], t["auc"]) for n, t in ran.items()}, SUCCESS_THRESHOLDS, success,
+          "Overlap threshold", "Success rate", "Success plots of OPE (AUC)", (0, 1))
+    _plot({n: (t["precision_curve"], t["precision"]) for n, t in ran.items()}, PRECISION_THRESHOLDS, precision,
+          "Location error threshold (px)", "Precision", f"Precision plots of OPE (P@{PRECISION_AT})",
+          (0, float(PRECISION_THRESHOLDS[-1])))
+    return [success, precision]

@@ -1,0 +1,113 @@
+"""Benchmark reports from saved box files: results.json and a results.md Markdown table.
+
+Scores are always computed from the box files (never from in-memory runs), so re-reporting,
+``--resume`` and parallel runs give the same numbers as a one-shot serial run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets import Sequence
+from .metrics import Scores, score_sequence, summarise
+from .peers import TrackerSpec
+from .runner import box_paths
+
+SUMMARY_KEYS = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75")
+
+
+def _sequence_entry(scores: Scores, record: dict[str, Any]) -> dict[str, Any]:
+    return {**scores.to_dict(curves=False), "fps": record["tracker_fps"], "end_to_end_fps": record["end_to_end_fps"],
+            "lost": record["lost"], "error": record["error"]}
+
+
+def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_compat: bool = False) -> dict[str, Any]:
+    """One tracker's entry of results.json: dataset scores, fps, lost count, per-sequence entries."""
+    per_seq: dict[str, Any] = {}
+    scores: list[Scores] = []
+    updates = update_time = frames = e2e_time = 0.0
+    lost = 0
+    for seq in sequences:
+        txt, rec = box_paths(out, name, seq.name)
+        if not (txt.is_file() and rec.is_file()):
+            per_seq[seq.name] = {"error": "no results (run interrupted?); rerun with --resume"}
+            continue
+        record = json.loads(rec.read_text())
+        boxes = np.loadtxt(txt, delimiter=",", ndmin=2)
+        s = score_sequence(boxes, seq.boxes, got10k_compat)
+        scores.append(s)
+        per_seq[seq.name] = _sequence_entry(s, record)
+        updates += record["frames"] - 1
+        update_time += record["update_time"]
+        frames += record["frames"]
+        e2e_time += record["init_time"] + record["update_time"] + record["decode_time"]
+        lost += record["lost"]
+    errors = sorted(f"{k}: {v['error']}" for k, v in per_seq.items() if v.get("error"))
+    entry: dict[str, Any] = {"status": "ok" if not errors else f"errors on {len(errors)} sequence(s)"}
+    if scores:
+        total = summarise(scores)
+        entry.update({k: getattr(total, k) for k in SUMMARY_KEYS})
+        entry.update(frames=total.frames, success_curve=total.success_curve, precision_curve=total.precision_curve)
+    else:
+        entry.update({k: None for k in SUMMARY_KEYS})
+    entry.update(fps=updates / update_time if update_time > 0 else None,
+                 end_to_end_fps=frames / e2e_time if e2e_time > 0 else None, lost=lost, errors=errors, sequences=per_seq)
+    return entry
+
+
+def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path, got10k_compat: bool = False,
+                  info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole results.json document; trackers that could not run carry their reason in ``status``."""
+    trackers: dict[str, Any] = {}
+    for spec in specs:
+        if spec.error is not None:
+            trackers[spec.name] = {"status": spec.error, **{k: None for k in SUMMARY_KEYS}, "fps": None,
+                                   "end_to_end_fps": None, "lost": None, "sequences": {}}
+        else:
+            trackers[spec.name] = tracker_results(spec.name, sequences, out, got10k_compat)
+    frame0 = "counted (got10k-compatible)" if got10k_compat else "excluded"
+    return {"info": {**(info or {}), "sequences": [s.name for s in sequences], "frame_0": frame0,
+                     "absent_frames": "excluded"}, "trackers": trackers}
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
+    """results.md: a summary table (one row per tracker) and a per-sequence table (AUC / P@20 / SR0.5 / fps)."""
+    trackers = results["trackers"]
+    info = results["info"]
+    lines = [f"Sequences: {len(info['sequences'])}; frame 0 {info['frame_0']}; absent frames excluded. "
+             "AUC, P@20 and NP are means over sequences; AO and SR pool all frames; fps = tracker-only, "
+             "e2e = with decoding.", "",
+             "| Tracker | AUC | P@20 | NP | AO | SR0.5 | SR0.75 | fps | e2e fps | lost | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t in trackers.items():
+        lines.append(f"| {name} | {_f(t['auc'])} | {_f(t['precision'])} | {_f(t['norm_precision'])} | {_f(t['ao'])} | "
+                     f"{_f(t['sr50'])} | {_f(t['sr75'])} | {_f(t['fps'], 1)} | {_f(t['end_to_end_fps'], 1)} | "
+                     f"{'-' if t['lost'] is None else t['lost']} | {t['status']} |")
+    ran = [n for n, t in trackers.items() if t["sequences"]]
+    if ran and per_sequence:
+        lines += ["", "Per sequence: AUC / P@20 / SR0.5 / fps", "",
+                  "| Sequence | " + " | ".join(ran) + " |", "|---" * (len(ran) + 1) + "|"]
+        for seq in info["sequences"]:
+            cells = []
+            for name in ran:
+                e = trackers[name]["sequences"].get(seq, {})
+                cell = (f"{_f(e['auc'])} / {_f(e['precision'])} / {_f(e['sr50'])} / {_f(e['fps'], 1)}"
+                        if "auc" in e else "-")
+                cells.append(cell + (" (error)" if e.get("error") else ""))
+            lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+    errors = [f"- {n}: {err}" for n, t in trackers.items() for err in t.get("errors", [])]
+    if errors:
+        lines += ["", "Errors:", *errors]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(markdown(results))

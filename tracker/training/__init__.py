@@ -1,0 +1,1 @@
+"""Training: patch cache + SiamFC pair sampling, augmentation, losses, distillation and the trainer."""

@@ -1,0 +1,396 @@
+"""The training loop: one process, or many under ``torchrun`` (DistributedDataParallel).
+
+Determinism is by construction: pair ``i`` of epoch ``e`` is a pure function of (seed, e, i), each
+optimiser step consumes a fixed slice of those indices, and the saved state holds model, optimiser,
+scheduler, adapter, position and torch RNG. So a run killed at any point and resumed from its last
+state file ends with exactly the weights of the uninterrupted run.
+
+Batches are split over ``world_size x accumulate`` "virtual ranks": rank r's micro-batch m holds
+the samples of virtual rank r*accumulate+m. A single process with ``--accumulate 2`` therefore sees
+the same BatchNorm groups and gradient as two DDP processes with ``--accumulate 1``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..config import ModelConfig
+from ..datasets import load_dataset
+from ..engine import resolve_device
+from ..errors import SiamTrackError
+from ..models import SiameseNet, load_checkpoint, save_checkpoint
+from ..models.checkpoints import atomic_save, read_file, weights_digest
+from . import losses
+from .augment import AugmentConfig
+from .data import CacheConfig, PairConfig, PairDataset, build_cache, collate, read_image_boxes
+from .distill import Teacher, feature_adapter
+from .options import add_arguments, from_args, opt
+
+STATE_FILE = "state.pth"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training run: data, model, losses, optimiser, schedule, output."""
+
+    sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
+    split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
+    images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
+    cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")
+    out: str = opt("runs/train", "output folder: state.pth (resumable) and epoch_NNN.pth checkpoints")
+    width: float = opt(0.15, "AlexNet channel width multiplier (1.0 = SiamFC's 96/256/384/384/256)")
+    head: str = opt("xcorr", "comparison head: xcorr | cosine | euclidean | manhattan")
+    dropout: float = opt(0.0, "dropout rate (Dropout2d) after backbone stage --dropout-after")
+    dropout_after: int = opt(0, "backbone stage 1..4 followed by dropout; 0 = no dropout")
+    init: str = opt("", "start from this checkpoint (ours or siamfc-pytorch); its architecture wins over --width/--head")
+    freeze: int = opt(0, "freeze the first N backbone stages (weights and BatchNorm statistics)")
+    logistic: float = opt(1.0, "weight of the balanced logistic loss on the response map (SiamFC)")
+    contrastive: float = opt(0.0, "weight of the contrastive loss on exemplar-window cosine distances")
+    contrastive_margin: float = opt(1.0, "contrastive loss margin (distances are in [0, 2])")
+    triplet: float = opt(0.0, "weight of the triplet loss (anchor exemplar, positive target window, negatives other windows/objects)")
+    triplet_margin: float = opt(0.2, "triplet loss margin")
+    radius: float = opt(16.0, "positive radius of the response labels, search-crop pixels")
+    teacher: str = opt("", "teacher checkpoint for knowledge distillation ('' = none)")
+    distill_feature: float = opt(1.0, "weight of the feature distillation loss (relative MSE through a 1x1 adapter)")
+    distill_response: float = opt(0.1, "weight of the response-logit distillation loss (MSE)")
+    optimizer: str = opt("sgd", "sgd (momentum) | adamw")
+    lr: float = opt(1e-2, "backbone learning rate at the first step")
+    lr_end: float = opt(1e-5, "learning rate at the last step (log-spaced decay in between)")
+    head_lr: float = opt(0.0, "learning rate of the head and adapter at the first step; 0 = same as --lr")
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(5e-4, "weight decay (L2 for SGD, decoupled for AdamW)")
+    epochs: int = opt(50, "number of epochs")
+    pairs_per_epoch: int = opt(5000, "training pairs per epoch (pairs are freshly sampled every epoch)")
+    batch_size: int = opt(8, "global batch: pairs per optimiser step over all processes")
+    accumulate: int = opt(1, "micro-batches per step and process (gradient accumulation)")
+    workers: int = opt(0, "DataLoader worker processes (0 = sample in the training process)")
+    seed: int = opt(0, "seed of the initial weights and of every sampled pair")
+    threads: int = opt(0, "torch CPU threads (0 = torch's default)")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    save_every: float = opt(300.0, "seconds between resumable state saves (also saved at every epoch end)")
+    max_minutes: float = opt(0.0, "stop (resumably) after this many minutes; 0 = run to the end")
+    progress: bool = opt(True, "show a progress bar with loss, pairs/s and ETA")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run needs, grouped so the CLI and tools/train.py build it the same way."""
+
+    train: TrainConfig = TrainConfig()
+    pairs: PairConfig = PairConfig()
+    augment: AugmentConfig = AugmentConfig()
+    cache: CacheConfig = CacheConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class StudentNet(nn.Module):
+    """The trained network plus its training-only adapter, as ONE module for DistributedDataParallel."""
+
+    def __init__(self, net: SiameseNet, adapter: nn.Module | None) -> None:
+        super().__init__()
+        self.net = net
+        self.adapter = adapter
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor):
+        fz, fx = self.net.embed(z), self.net.embed(x)
+        logits = self.net.head(fz, fx)
+        if self.adapter is None:
+            return logits, fz, fx, None, None
+        return logits, fz, fx, self.adapter(fz), self.adapter(fx)
+
+
+def _distributed() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def build_net(cfg: TrainConfig) -> SiameseNet:
+    """A fresh network, or one started from ``--init`` (dropout options still apply)."""
+    if not cfg.init:
+        return SiameseNet(ModelConfig(width=cfg.width, head=cfg.head, dropout=cfg.dropout,
+                                      dropout_after=cfg.dropout_after))
+    src, _, _ = load_checkpoint(cfg.init)
+    net = SiameseNet(dataclasses.replace(src.config, dropout=cfg.dropout, dropout_after=cfg.dropout_after))
+    net.load_state_dict(src.state_dict())
+    return net
+
+
+def freeze_stages(net: SiameseNet, n: int) -> list[nn.Module]:
+    """Stop gradients into the first ``n`` backbone stages; returns them (kept in eval mode)."""
+    stages = net.backbone.stage_modules()
+    if not 0 <= n <= len(stages):
+        raise SiamTrackError(f"--freeze must be 0..{len(stages)}, got {n}")
+    for stage in stages[:n]:
+        for p in stage.parameters():
+            p.requires_grad_(False)
+    return stages[:n]
+
+
+def make_optimizer(cfg: TrainConfig, model: StudentNet) -> torch.optim.Optimizer:
+    backbone = [p for p in model.net.backbone.parameters() if p.requires_grad]
+    rest = list(model.net.head.parameters()) + (list(model.adapter.parameters()) if model.adapter else [])
+    groups = [{"params": backbone, "lr": cfg.lr}, {"params": rest, "lr": cfg.head_lr or cfg.lr}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise SiamTrackError(f"unknown optimizer {cfg.optimizer!r}; choose sgd or adamw")
+
+
+def log_decay(total_steps: int, lr: float, lr_end: float):
+    """Factor for step t of a log-spaced decay from ``lr`` to ``lr_end`` (SiamFC's schedule)."""
+    ratio = lr_end / lr
+    return lambda t: ratio ** (min(t, total_steps - 1) / max(total_steps - 1, 1))
+
+
+def load_data(setup: Setup, rank: int) -> PairDataset:
+    cfg = setup.train
+    if not cfg.sequences and not cfg.images:
+        raise SiamTrackError("no training data: pass --sequences FOLDER and/or --images FOLDER")
+    seqs = load_dataset(cfg.sequences, split=cfg.split or None) if cfg.sequences else []
+    images = read_image_boxes(cfg.images) if cfg.images else []
+    if rank == 0:
+        build_cache(cfg.cache, seqs, images, setup.cache, progress=cfg.progress)
+    if dist.is_initialized():
+        dist.barrier()
+    cache = build_cache(cfg.cache, seqs, images, setup.cache, progress=False)
+    return PairDataset(cache, setup.pairs, setup.augment, seed=cfg.seed, length=cfg.pairs_per_epoch)
+
+
+def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tensor:
+    """uint8 BGR NHWC -> float 0-255 NCHW in the network's channel order."""
+    t = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float()
+    return t.flip(1) if order == "rgb" else t
+
+
+class Trainer:
+    """Builds model, data and optimiser from a :class:`Setup`; :meth:`run` trains (resumably)."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = cfg = setup
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.rank, self.world = _distributed()
+        self.device = resolve_device(t.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if t.batch_size % (self.world * t.accumulate):
+            raise SiamTrackError(f"--batch-size {t.batch_size} must be a multiple of processes x --accumulate "
+                                 f"({self.world} x {t.accumulate})")
+        self.micro = t.batch_size // (self.world * t.accumulate)
+        torch.manual_seed(t.seed)
+        net = build_net(t)
+        self.frozen = freeze_stages(net, t.freeze)
+        self.teacher = Teacher(t.teacher, self.device) if t.teacher else None
+        adapter = feature_adapter(net.backbone.channels[-1], self.teacher.channels) \
+            if self.teacher and t.distill_feature > 0 else None
+        self.model = StudentNet(net, adapter).to(self.device)
+        self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None
+        self.optimizer = make_optimizer(t, self.model)
+        self.steps_per_epoch = t.pairs_per_epoch // t.batch_size
+        if self.steps_per_epoch < 1:
+            raise SiamTrackError(f"--pairs-per-epoch {t.pairs_per_epoch} is smaller than --batch-size {t.batch_size}")
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, log_decay(self.total_steps, t.lr, t.lr_end))
+        self.dataset = load_data(cfg, self.rank)
+        self.epoch, self.step = 0, 0
+        self.out = Path(t.out)
+
+    # ---- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"setup": self.setup.to_dict(), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch, "step": self.step, "torch_rng": torch.get_rng_state(),
+                "model_config": self.model.net.config.to_dict()}
+
+    def save_state(self) -> None:
+        if self.rank == 0:
+            atomic_save(self.state(), self.out / STATE_FILE)
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Continue exactly where the state file left off."""
+        state = read_file(path)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.epoch, self.step = int(state["epoch"]), int(state["step"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise SiamTrackError(f"{path} is not a resumable state of this configuration ({exc}); "
+                                 "resume with the options of the original run") from None
+
+    def save_model(self, path: Path, **metadata: Any) -> None:
+        if self.rank == 0:
+            meta = {"trained_by": "siamtrack train", "epoch": self.epoch, "step": self.step, "world_size": self.world,
+                    "setup": self.setup.to_dict(), **metadata}
+            save_checkpoint(self.model.net, path, metadata=meta)
+
+    # ---- training ----------------------------------------------------------------------------
+    def _indices(self, epoch: int, sub: int) -> list[int]:
+        """Dataset indices for virtual rank ``sub`` this epoch, from the current step on."""
+        t = self.setup.train
+        virtual = self.world * t.accumulate
+        sampler = DistributedSampler(self.dataset, num_replicas=virtual, rank=self.rank * t.accumulate + sub,
+                                     shuffle=False, drop_last=True)
+        sampler.set_epoch(epoch)
+        idx = list(sampler)[: self.steps_per_epoch * self.micro]
+        return idx[self.step * self.micro:]
+
+    def _loaders(self, epoch: int) -> list[DataLoader]:
+        self.dataset.set_epoch(epoch)
+        t = self.setup.train
+        return [DataLoader(self.dataset, batch_size=self.micro, sampler=self._indices(epoch, m),
+                           collate_fn=collate, num_workers=t.workers, persistent_workers=False)
+                for m in range(t.accumulate)]
+
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted sum of the selected losses for one micro-batch."""
+        t = self.setup.train
+        z_np, x_np, off, pos = batch
+        order = self.model.net.config.input_order
+        z, x = to_input(z_np, self.device, order), to_input(x_np, self.device, order)
+        module = self.ddp or self.model
+        logits, fz, fx, az, ax = module(z, x)
+        labels = losses.siamfc_labels(torch.from_numpy(off).to(self.device), torch.from_numpy(pos).to(self.device),
+                                      logits.shape[-1], self.model.net.total_stride, t.radius)
+        parts: dict[str, torch.Tensor] = {}
+        if t.logistic:
+            parts["logistic"] = t.logistic * losses.balanced_logistic(logits, labels)
+        if t.contrastive or t.triplet:
+            dist_map = losses.cosine_distance(fz, fx)
+            if t.contrastive:
+                parts["contrastive"] = t.contrastive * losses.contrastive(dist_map, labels, t.contrastive_margin)
+            if t.triplet:
+                cross = losses.cosine_distance(fz, fx.roll(-1, dims=0))
+                parts["triplet"] = t.triplet * losses.window_triplet(dist_map, labels, cross, t.triplet_margin)
+        if self.teacher is not None:
+            tz = z if self.teacher.input_order == order else z.flip(1)
+            tx = x if self.teacher.input_order == order else x.flip(1)
+            teach = self.teacher(tz, tx)
+            if az is not None:
+                parts["feature"] = t.distill_feature * 0.5 * (losses.relative_mse(az, teach.z) + losses.relative_mse(ax, teach.x))
+            if t.distill_response:
+                parts["response"] = t.distill_response * losses.response_mse(logits, teach.logits)
+        if not parts:
+            raise SiamTrackError("every loss weight is 0; set --logistic, --contrastive, --triplet or a --teacher")
+        total = sum(parts.values())
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for stage in self.frozen:
+            stage.eval()
+
+    def train_step(self, micro_batches: list) -> float:
+        t = self.setup.train
+        self._train_mode()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for m, batch in enumerate(micro_batches):
+            last = m == len(micro_batches) - 1
+            ctx = self.ddp.no_sync() if (self.ddp is not None and not last) else nullcontext()
+            with ctx:
+                loss, _ = self.loss(batch)
+                (loss / t.accumulate).backward()
+            total += float(loss.detach()) / t.accumulate
+        self.optimizer.step()
+        self.scheduler.step()
+        return total
+
+    def run(self, resume: str | os.PathLike | None = None) -> Path:
+        """Train to the end (or ``max_minutes``); returns the folder holding the checkpoints."""
+        t = self.setup.train
+        if resume:
+            self.resume(resume)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "setup.json").write_text(json.dumps(self.setup.to_dict(), indent=1))
+        from tqdm import tqdm
+        bar = tqdm(total=self.total_steps * t.batch_size, initial=(self.epoch * self.steps_per_epoch + self.step) * t.batch_size,
+                   unit="pair", desc="training", disable=not t.progress or self.rank != 0, dynamic_ncols=True)
+        start = last_save = time.monotonic()
+        ema = None
+        while self.epoch < t.epochs:
+            for micro_batches in zip(*self._loaders(self.epoch)):
+                loss = self.train_step(list(micro_batches))
+                self.step += 1
+                ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+                done = time.monotonic() - start
+                bar.update(t.batch_size)
+                bar.set_postfix(epoch=self.epoch, loss=f"{ema:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.1e}",
+                                refresh=False)
+                if time.monotonic() - last_save > t.save_every:
+                    self.save_state()
+                    last_save = time.monotonic()
+                if t.max_minutes and done > 60 * t.max_minutes and self.step < self.steps_per_epoch:
+                    self.save_state()
+                    bar.close()
+                    return self.out
+            self.epoch, self.step = self.epoch + 1, 0
+            self._sync_buffers()
+            self.save_model(self.out / f"epoch_{self.epoch:03d}.pth", loss=ema)
+            self.save_state()
+            last_save = time.monotonic()
+            if t.max_minutes and time.monotonic() - start > 60 * t.max_minutes:
+                break
+        bar.close()
+        return self.out
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's BatchNorm statistics, then check all ranks hold identical models
+        (DDP keeps parameters in step; a mismatch means a rank diverged and the run is invalid)."""
+        if self.world == 1:
+            return
+        for buf in self.model.buffers():
+            dist.broadcast(buf, 0)
+        digests: list[str] = [""] * self.world
+        dist.all_gather_object(digests, weights_digest(self.model.state_dict()))
+        if len(set(digests)) != 1:
+            raise SiamTrackError(f"DDP ranks hold different weights after epoch {self.epoch}: {digests}")
+
+
+def train(setup: Setup, resume: str | os.PathLike | None = None) -> Path:
+    """Train with ``setup``; ``resume`` = a state.pth to continue from (exactly)."""
+    try:
+        return Trainer(setup).run(resume)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+GROUPS = (("", TrainConfig, "training"), ("pair", PairConfig, "pair sampling"),
+          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"))
+
+
+def add_train_arguments(parser) -> None:
+    """Every field of every training dataclass as an option, plus --resume."""
+    for prefix, cls, title in GROUPS:
+        add_arguments(parser, cls, prefix, title)
+    parser.add_argument("--resume", default=None, metavar="STATE",
+                        help="continue exactly from a state.pth written by an earlier run with the same options")
+
+
+def setup_from_args(args) -> Setup:
+    try:
+        return Setup(*(from_args(args, cls, prefix) for prefix, cls, _ in GROUPS))
+    except (TypeError, ValueError) as exc:
+        raise SiamTrackError(f"invalid training option: {exc}") from None

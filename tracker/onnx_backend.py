@@ -61,13 +61,19 @@ class OnnxEngine:
         """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""
         return self.backbone.run(["features"], {"crops": np.ascontiguousarray(crops)})[0]
 
+    def features(self, crops: np.ndarray) -> ort.OrtValue:
+        """Search embeddings of M uint8 BGR crops, left inside ONNX Runtime for the head."""
+        crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
+        return self.backbone.run_with_ort_values(["features"], {"crops": crops_value})[0]
+
+    def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> np.ndarray:
+        """Responses (M, n, n) float32 of search embeddings against their exemplars."""
+        kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
+        return self.head.run_with_ort_values(["response"], {"exemplar": kernel_value, "search": features})[0].numpy()[:, 0]
+
     def respond(self, kernels: np.ndarray, crops: np.ndarray) -> np.ndarray:
         """Responses (M, n, n) float32 for M search crops; M is a multiple of len(kernels)."""
-        crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
-        features = self.backbone.run_with_ort_values(["features"], {"crops": crops_value})[0]
-        kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
-        response = self.head.run_with_ort_values(["response"], {"exemplar": kernel_value, "search": features})[0]
-        return response.numpy()[:, 0]
+        return self.scores(kernels, self.features(crops))
 
     @staticmethod
     def select(kernels: np.ndarray, rows: list[int]) -> np.ndarray:

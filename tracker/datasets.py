@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -89,6 +89,31 @@ def read_boxes(path: Path) -> np.ndarray:
     if boxes.shape[1] != 4 or len(boxes) == 0:
         raise DatasetError(f"{path} has {boxes.shape[1]} columns; expected 4 (x,y,w,h) per line")
     return boxes
+
+
+def write_sequence(folder: str | os.PathLike, frames: Iterable[np.ndarray], boxes: np.ndarray, fps: float = 30.0) -> Path:
+    """Save frames and truth boxes as a benchmark sequence (``video.mp4`` + ``groundtruth.txt``, NaN = absent).
+
+    The video is lossy (mp4v), so trackers see the decoded frames, as with any video dataset.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = None
+    count = 0
+    try:
+        for frame in frames:
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(folder / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(frame)
+            count += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    if count != len(boxes):
+        raise DatasetError(f"{count} frames but {len(boxes)} boxes for {folder.name}; give one box per frame")
+    np.savetxt(folder / "groundtruth.txt", np.asarray(boxes, dtype=np.float64), fmt="%.2f", delimiter=",")
+    return folder
 
 
 def split_names(split: str) -> list[str]:

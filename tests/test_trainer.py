@@ -161,3 +161,21 @@ def test_contrastive_and_triplet_losses_train_a_cosine_head(data, tmp_path):
                                    "--contrastive", "1", "--triplet", "1"))
     net, _, _ = load_checkpoint(out / "epoch_001.pth")
     assert net.config.head == "cosine"
+
+
+def test_publish_registers_a_verified_default_with_tracker_overrides(data, tmp_path, monkeypatch):
+    from tracker.model_zoo import resolve
+    from tracker.training.publish import publish
+    out = run_in_process(tiny_args(data, tmp_path, "pub", "--epochs", "1"))
+    shipped = publish(out / "epoch_001.pth", "tiny", "a test model", {"window_influence": 0.3},
+                      weights_dir=tmp_path / "weights")
+    monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(tmp_path / "weights"))
+    net, overrides, meta = resolve(None)
+    assert meta["name"] == "tiny" and overrides == {"window_influence": 0.3} and net.config.width == 0.1
+    blob = bytearray(shipped.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    shipped.write_bytes(bytes(blob))
+    with pytest.raises(SiamTrackError, match="sha256"):
+        resolve("tiny")
+    with pytest.raises(SiamTrackError, match="model name"):
+        publish(out / "epoch_001.pth", "bad name", "", weights_dir=tmp_path / "weights")

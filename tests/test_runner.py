@@ -1,0 +1,145 @@
+"""Benchmark runs: same frames for every tracker, failures reported, parallel == serial, --resume,
+and the outputs of `siamtrack bench` (results.json, results.md, plots) on a generated dataset."""
+import json
+
+import numpy as np
+import pytest
+
+from tracker.cli import main
+from tracker.config import ModelConfig
+from tracker.datasets import Sequence, load_dataset, write_sequence
+from tracker.evaluation.bench import BenchOptions, run_bench
+from tracker.evaluation.peers import parse_trackers
+from tracker.evaluation.runner import box_paths, run_benchmark, track_sequence
+from tracker.models import SiameseNet, save_checkpoint
+from tracker.tracking import TrackResult
+
+
+def _clip(n, seed):
+    """A 24x24 textured block drifting over a blocky random background (128x96)."""
+    rng = np.random.default_rng(seed)
+    background = np.kron(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    block = np.kron(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
+    frames, boxes = [], []
+    for i in range(n):
+        x, y = 30 + 2 * i, 30 + i
+        f = background.copy()
+        f[y:y + 24, x:x + 24] = block
+        frames.append(f)
+        boxes.append((x, y, 24, 24))
+    return frames, np.array(boxes, float)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seqs")
+    for name, n, seed in (("alpha", 10, 0), ("beta", 8, 1), ("gamma", 6, 2)):
+        frames, boxes = _clip(n, seed)
+        if name == "beta":
+            boxes[3] = np.nan  # an absent frame
+        write_sequence(root / name, frames, boxes)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import torch
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    save_checkpoint(SiameseNet(ModelConfig(width=0.25)), path)
+    return str(path)
+
+
+class _Oracle:
+    """Returns each frame's truth box (lost on frame 2) and records the frames it was given."""
+
+    def __init__(self, truth):
+        self.truth, self.seen, self.t = truth, [], 0
+
+    def init(self, frame, box):
+        self.seen.append(frame)
+
+    def update(self, frame):
+        self.seen.append(frame)
+        self.t += 1
+        return TrackResult(tuple(self.truth[self.t]), 0.9, self.t == 2)
+
+
+class _FailsAtFrame2:
+    def init(self, frame, box):
+        self.box = box
+
+    def update(self, frame):
+        if frame is not None and getattr(self, "n", 0) == 1:
+            raise RuntimeError("boom\nsecond line")
+        self.n = getattr(self, "n", 0) + 1
+        return self.box
+
+
+def test_track_sequence_feeds_the_same_frames_and_reports_failures():
+    frames, truth = _clip(5, 0)
+    seq = Sequence("s", truth)
+    a, b = _Oracle(truth), _Oracle(truth)
+    runs = track_sequence({"a": a, "b": b, "bad": _FailsAtFrame2()}, seq, frames=frames)
+    assert all(x is y is f for x, y, f in zip(a.seen, b.seen, frames))
+    assert np.array_equal(runs["a"].boxes, truth)
+    assert runs["a"].lost.tolist() == [False, False, True, False, False] and runs["a"].lost_count == 1
+    assert runs["a"].scores[1] == 0.9 and np.isnan(runs["a"].scores[0])
+    bad = runs["bad"]
+    assert bad.error == "frame 2: RuntimeError: boom"
+    assert np.array_equal(bad.boxes[:2], truth[[0, 0]]) and np.isnan(bad.boxes[2:]).all()
+    assert runs["a"].error is None
+
+
+def test_parallel_run_equals_serial_and_resume_skips_done_pairs(dataset, tiny_weights, tmp_path):
+    specs = parse_trackers(f"siamtrack:{tiny_weights},kcf,csrt")
+    seqs = load_dataset(dataset)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    run_benchmark(specs, seqs, serial, workers=1, progress=False)
+    run_benchmark(specs, seqs, parallel, workers=2, progress=False)
+    for spec in specs:
+        for seq in seqs:
+            a, b = box_paths(serial, spec.name, seq.name)[0], box_paths(parallel, spec.name, seq.name)[0]
+            assert a.read_text() == b.read_text(), f"{spec.name} on {seq.name}: parallel boxes differ from serial"
+            assert len(a.read_text().splitlines()) == len(seq)
+    # --resume: only the missing pair is run again
+    txt, rec = box_paths(serial, "csrt", "beta")
+    txt.unlink()
+    rec.unlink()
+    kept = box_paths(serial, "kcf", "alpha")[1]
+    before = kept.stat().st_mtime_ns
+    run_benchmark(specs, seqs, serial, workers=1, resume=True, progress=False)
+    assert txt.read_text() == box_paths(parallel, "csrt", "beta")[0].read_text()
+    assert kept.stat().st_mtime_ns == before
+
+
+def test_bench_writes_json_markdown_and_plots(dataset, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    results = run_bench(BenchOptions(dataset, out, f"siamtrack:{tiny_weights},kcf,nanotrack", progress=False))
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["trackers"].keys() == {"siamtrack:tiny", "kcf", "nanotrack"}
+    kcf = saved["trackers"]["kcf"]
+    assert {"auc", "precision", "sr50", "fps", "sequences"} <= kcf.keys()
+    assert kcf["sequences"].keys() == {"alpha", "beta", "gamma"}
+    assert kcf["sequences"]["beta"]["frames"] == 6  # 8 frames minus frame 0 and the absent one
+    assert 0.0 <= kcf["auc"] <= 1.0 and kcf["fps"] > 0
+    assert saved["trackers"]["nanotrack"]["status"].startswith("not run: model path not given")
+    assert results["trackers"]["kcf"]["auc"] == kcf["auc"]
+    md = (out / "results.md").read_text()
+    assert "| Tracker | AUC | P@20 |" in md and "| nanotrack | - |" in md and "| alpha | " in md
+    for png in ("success.png", "precision.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # re-reporting from the saved box files (everything done) gives the same numbers
+    again = run_bench(BenchOptions(dataset, out, f"siamtrack:{tiny_weights},kcf,nanotrack", resume=True,
+                                   progress=False))
+    assert again["trackers"]["kcf"]["sequences"] == kcf["sequences"]
+
+
+def test_cli_bench_prints_the_table_and_fails_cleanly_on_a_missing_dataset(dataset, tmp_path, capsys):
+    assert main(["bench", str(dataset), "--trackers", "kcf", "--sequences", "gamma", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| kcf |" in out and "results.json" in out
+    assert main(["bench", str(tmp_path / "missing"), "--trackers", "kcf", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "not found; pass the path of a local dataset (nothing is downloaded)" in err and len(err.splitlines()) == 1

@@ -14,11 +14,9 @@ from got10k.experiments import ExperimentGOT10k
 from got10k.utils.metrics import center_error, rect_iou
 
 from tracker.adapters import GOT10kTracker
-from tracker.config import ModelConfig
 from tracker.datasets import load_dataset
 from tracker.evaluation.metrics import score_sequence, summarise
 from tracker.evaluation.toolkit import OfflineExperimentOTB
-from tracker.models import SiameseNet, save_checkpoint
 
 SEQS = {"Biker": 9, "Car4": 7}  # OTB-2015 names: got10k's OTB only lists known sequences
 
@@ -98,18 +96,9 @@ def test_default_mode_equals_got10k_functions_without_frame0(otb_root, tmp_path)
         assert ours.precision == pytest.approx(prec[20], abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    import torch
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    save_checkpoint(SiameseNet(ModelConfig(width=0.25)), path)
-    return str(path)
-
-
-def test_experiment_otb_runs_offline_through_the_adapter(otb_root, tmp_path, tiny_weights):
+def test_experiment_otb_runs_offline_through_the_adapter(otb_root, tmp_path, weights):
     exp = OfflineExperimentOTB(otb_root, result_dir=tmp_path / "results", report_dir=tmp_path / "reports")
-    tracker = GOT10kTracker(name="siamtrack_tiny", weights=tiny_weights, device="cpu")
+    tracker = GOT10kTracker(name="siamtrack", weights=weights, device="cpu")
     exp.run(tracker)
     performance = exp.report([tracker.name])
     assert set(performance[tracker.name]["seq_wise"]) == set(SEQS)
@@ -121,7 +110,7 @@ def test_experiment_otb_runs_offline_through_the_adapter(otb_root, tmp_path, tin
     assert (tmp_path / "reports" / "OTB2015" / tracker.name / "success_plots.png").is_file()
 
 
-def test_experiment_got10k_runs_offline_and_ao_agrees(tmp_path, tiny_weights):
+def test_experiment_got10k_runs_offline_and_ao_agrees(tmp_path, weights):
     rng = np.random.default_rng(3)
     seq_dir = tmp_path / "got" / "val" / "GOT-10k_Val_000001"
     seq_dir.mkdir(parents=True)
@@ -139,7 +128,7 @@ def test_experiment_got10k_runs_offline_and_ao_agrees(tmp_path, tiny_weights):
     (seq_dir / "meta_info.ini").write_text("[METAINFO]\nresolution: (128, 96)\n")
     exp = ExperimentGOT10k(str(tmp_path / "got"), subset="val", result_dir=str(tmp_path / "r"),
                            report_dir=str(tmp_path / "rep"))
-    tracker = GOT10kTracker(name="siamtrack_tiny", weights=tiny_weights, device="cpu")
+    tracker = GOT10kTracker(name="siamtrack", weights=weights, device="cpu")
     exp.run(tracker)
     # a hand-made record inside the image (got10k clips boxes to it) to compare AO with ours
     pred = truth + rng.normal(0, 3, truth.shape)

@@ -90,6 +90,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vit-model", help="OpenCV TrackerVit ONNX model (for the vit peer)")
     p.add_argument("--device", default="auto", help="device for siamtrack trackers: auto, cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--speed", action="store_true",
+                   help="time the trackers instead (tracker-only/end-to-end fps, stages, FLOPs, ratios) on the first "
+                        "--sequences sequence; writes speed.json and speed.md to --out (see tools/speed.py)")
     p.set_defaults(handler=_run_bench)
 
 
@@ -104,6 +107,10 @@ def _run_bench(args: argparse.Namespace) -> int:
     path = lambda v: Path(v) if v else None  # noqa: E731
     peers = PeerOptions(path(args.nano_backbone), path(args.nano_neckhead), path(args.vit_model), args.device)
     names = [n for n in args.sequences.split(",") if n] if args.sequences else None
+    if args.speed:
+        from .evaluation.speed import bench_speed
+        print(bench_speed(Path(args.dataset), names, args.trackers, peers.nano_backbone, peers.nano_neckhead, Path(args.out)), end="")
+        return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
                                      args.resume, args.got10k_compat, not args.no_progress, peers))
     print(markdown(results, per_sequence=False), end="")

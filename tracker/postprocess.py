@@ -37,8 +37,21 @@ def cubic_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True)
-def _upsample(src, idx, wts, tmp, dst):
-    """Separable cubic resize of one (n, n) map into dst (m, m) using scratch tmp (n, m)."""
+def _row_extremes(row):
+    """(max, min) of one row, noted while it is in cache: scale choice and pruning need only these."""
+    hi = row[0]
+    lo = row[0]
+    for i in range(row.shape[0]):
+        v = row[i]
+        hi = v if v > hi else hi
+        lo = v if v < lo else lo
+    return hi, lo
+
+
+@numba.njit(cache=True, fastmath=False, nogil=True)
+def _upsample(src, idx, wts, tmp, dst, row_max, row_min):
+    """Separable cubic resize of one (n, n) map into dst (m, m) using scratch tmp (n, m), noting
+    each output row's max and min. The second pass runs whole rows (contiguous, vectorised)."""
     n = src.shape[0]
     m = dst.shape[0]
     for r in range(n):
@@ -48,51 +61,54 @@ def _upsample(src, idx, wts, tmp, dst):
                 acc += wts[c, k] * src[r, idx[c, k]]
             tmp[r, c] = acc
     for r in range(m):
+        w0, w1, w2, w3 = wts[r, 0], wts[r, 1], wts[r, 2], wts[r, 3]
+        t0, t1, t2, t3 = tmp[idx[r, 0]], tmp[idx[r, 1]], tmp[idx[r, 2]], tmp[idx[r, 3]]
+        d = dst[r]
         for c in range(m):
-            acc = np.float32(0.0)
-            for k in range(4):
-                acc += wts[r, k] * tmp[idx[r, k], c]
-            dst[r, c] = acc
+            d[c] = ((w0 * t0[c] + w1 * t1[c]) + w2 * t2[c]) + w3 * t3[c]
+        row_max[r], row_min[r] = _row_extremes(d)
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True)
-def locate_peak(responses, penalties, window, window_influence, idx, wts, tmp, up):
+def locate_peak(responses, penalties, window, window_influence, idx, wts, tmp, up, row_max, row_min, mass):
     """Pick the best scale and the peak inside it.
 
     responses (S, n, n) float32 raw scores; penalties (S,) multiplicative scale penalties;
-    window (m, m) Hann window; idx/wts from :func:`cubic_weights`; tmp (n, m), up (S, m, m) scratch.
+    window (m, m) Hann window; idx/wts from :func:`cubic_weights`; tmp (n, m), up (S, m, m),
+    row_max/row_min (S, m) scratch; mass (n,) = :func:`interpolation_mass`.
     Returns (scale index, peak row, peak column, raw upsampled score at the peak).
     """
-    s_num = responses.shape[0]
+    s_num, n = responses.shape[0], responses.shape[1]
     m = up.shape[1]
     best_s = 0
     best_v = -np.inf
     for s in range(s_num):
-        _upsample(responses[s], idx, wts, tmp, up[s])
-        peak = -np.inf
-        for r in range(m):
-            for c in range(m):
-                if up[s, r, c] > peak:
-                    peak = up[s, r, c]
-        peak *= penalties[s]
+        _upsample(responses[s], idx, wts, tmp, up[s], row_max[s], row_min[s])
+        peak = row_max[s].max() * penalties[s]
         if peak > best_v:
             best_v = peak
             best_s = s
     resp = up[best_s]
-    lo = np.inf
-    total = 0.0
-    for r in range(m):
-        for c in range(m):
-            v = resp[r, c]
-            if v < lo:
-                lo = v
-            total += v
+    lo = row_min[best_s].min()
+    total = 0.0  # sum of the upsampled map, exactly, from the source: sum_ij src_ij mass_i mass_j
+    for i in range(n):
+        for j in range(n):
+            total += responses[best_s, i, j] * mass[i] * mass[j]
     total -= lo * m * m
     inv = 1.0 / (total + 1e-16)
+    # Only rows whose max could beat the raw peak's windowed score need scanning (exact bound).
+    q_r = row_max[best_s].argmax()
+    q_c = resp[q_r].argmax()
+    q_v = resp[q_r, q_c]
+    wmax = window.max()
+    gap = window_influence * (wmax - window[q_r, q_c]) / ((1.0 - window_influence) * inv + 1e-30)
+    threshold = q_v - gap - 1e-4 * (abs(q_v) + abs(lo) + gap) - 1e-6  # slack for rounding
     best_r = 0
     best_c = 0
     best = -np.inf
     for r in range(m):
+        if row_max[best_s, r] < threshold:
+            continue
         for c in range(m):
             v = (1.0 - window_influence) * (resp[r, c] - lo) * inv + window_influence * window[r, c]
             if v > best:
@@ -100,6 +116,13 @@ def locate_peak(responses, penalties, window, window_influence, idx, wts, tmp, u
                 best_r = r
                 best_c = c
     return best_s, best_r, best_c, resp[best_r, best_c]
+
+
+def interpolation_mass(idx: np.ndarray, wts: np.ndarray, in_size: int) -> np.ndarray:
+    """Total weight each source index receives over all outputs: sum(resize(src)) = mass @ src @ mass."""
+    mass = np.zeros(in_size, np.float64)
+    np.add.at(mass, idx.ravel(), wts.ravel().astype(np.float64))
+    return mass
 
 
 def locate_peak_reference(responses: np.ndarray, penalties: np.ndarray, window: np.ndarray,
@@ -124,8 +147,11 @@ class PeakFinder:
         m = response_size * response_up
         self.window = hann_window(m)
         self.idx, self.wts = cubic_weights(response_size, m)
+        self.mass = interpolation_mass(self.idx, self.wts, response_size)
         self.tmp = np.empty((response_size, m), np.float32)
         self.up = np.empty((scale_num, m, m), np.float32)
+        self.row_max = np.empty((scale_num, m), np.float32)
+        self.row_min = np.empty((scale_num, m), np.float32)
         self.penalties = np.full(scale_num, scale_penalty, np.float32)
         self.penalties[scale_num // 2] = 1.0
         self.window_influence = float(window_influence)
@@ -133,5 +159,5 @@ class PeakFinder:
 
     def __call__(self, responses: np.ndarray) -> tuple[int, int, int, float]:
         s, r, c, v = locate_peak(responses, self.penalties, self.window, self.window_influence,
-                                 self.idx, self.wts, self.tmp, self.up)
+                                 self.idx, self.wts, self.tmp, self.up, self.row_max, self.row_min, self.mass)
         return int(s), int(r), int(c), float(v)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import TrackerConfig
 from .crops import crop_into, mean_colour
-from .engine import TorchEngine
+from .engine import TorchEngine, set_threads
 from .errors import FrameError
 from .inputs import as_bgr, check_box
 from .model_zoo import resolve
@@ -148,12 +148,7 @@ class MultiTracker:
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "torch",
                  threads: int | None = None, **config: Any) -> None:
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            import torch
-            torch.set_num_threads(threads)
-            cv2.setNumThreads(threads)
+        set_threads(threads)  # None: the cores other processes leave free
         net, overrides, self.metadata = resolve(weights)
         self.config = TrackerConfig.from_dict({**overrides, **config})
         self.model_config = net.config

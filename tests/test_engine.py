@@ -1,0 +1,62 @@
+"""TorchEngine's inference tricks: separable max-pools, thread choice, the features/scores split."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tracker.config import ModelConfig
+from tracker.engine import SeparableMaxPool, TorchEngine, default_threads, separable_pools, set_threads
+from tracker.models import SiameseNet, inference_copy
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 2), (3, 1), (5, 3)])
+@pytest.mark.parametrize("size", [(123, 123), (124, 57), (10, 11), (5, 6)])
+def test_separable_max_pool_equals_max_pool2d(kernel, stride, size):
+    x = torch.randn(2, 4, *size)
+    want = nn.MaxPool2d(kernel, stride)(x)
+    got = SeparableMaxPool(kernel, stride)(x)
+    assert got.shape == want.shape and torch.equal(got, want)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(SeparableMaxPool(kernel, stride)(cl), want)
+
+
+def test_only_plain_pools_are_swapped():
+    net = nn.Sequential(nn.MaxPool2d(3, 2), nn.Sequential(nn.MaxPool2d(3, 2, padding=1), nn.MaxPool2d(2, 2, ceil_mode=True)))
+    separable_pools(net)
+    assert isinstance(net[0], SeparableMaxPool)
+    assert all(isinstance(m, nn.MaxPool2d) for m in net[1])
+
+
+def test_engine_output_equals_the_plain_network():
+    torch.manual_seed(0)
+    net = SiameseNet(ModelConfig(width=0.15)).eval()
+    engine = TorchEngine(net, "cpu")
+    assert not any(isinstance(m, nn.MaxPool2d) for m in engine.net.modules())
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 255, (1, 127, 127, 3), dtype=np.uint8)
+    x = rng.integers(0, 255, (3, 255, 255, 3), dtype=np.uint8)
+    got = engine.respond(engine.embed(z), x)
+    ref = inference_copy(net, "bgr")
+    with torch.no_grad():
+        as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
+        want = ref(as_input(z), as_input(x))[:, 0].numpy()
+    assert got.shape == (3, 17, 17)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(engine.scores(engine.embed(z), engine.features(x)), got)
+
+
+def test_default_threads_leaves_busy_cores_alone(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for load, want in ((0.0, 4), (1.2, 3), (2.6, 1), (9.0, 1)):
+        monkeypatch.setattr("os.getloadavg", lambda load=load: (load, load, load))
+        assert default_threads() == want
+
+
+def test_set_threads_applies_and_checks():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)

@@ -35,11 +35,13 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_track(args: argparse.Namespace) -> int:
-    from .app import TrackOptions, track
+    from .app import TrackOptions, one_line_warnings, track
     if args.threads is not None and args.threads < 1:
         raise SiamTrackError(f"--threads must be at least 1, got {args.threads}")
-    summary = track(TrackOptions(args.input, args.box, args.select, args.output, args.boxes, args.show, args.overwrite,
-                                 args.max_frames, args.weights, args.device, args.backend, args.threads))
+    with one_line_warnings():
+        summary = track(TrackOptions(args.input, args.box, args.select, args.output, args.boxes, args.show,
+                                     args.overwrite, args.max_frames, args.weights, args.device, args.backend,
+                                     args.threads))
     print(summary.describe())
     return 0
 
@@ -61,11 +63,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .app import DemoOptions, demo
+    from .app import DemoOptions, demo, one_line_warnings
     if args.frames < 2:
         raise SiamTrackError(f"--frames must be at least 2, got {args.frames}")
-    summary, mean_iou = demo(DemoOptions(args.input, args.output, args.overwrite, args.weights, args.device,
-                                         args.seed, args.frames, args.show))
+    with one_line_warnings():
+        summary, mean_iou = demo(DemoOptions(args.input, args.output, args.overwrite, args.weights, args.device,
+                                             args.seed, args.frames, args.show))
     print(summary.describe())
     print(f"mean IoU against the known truth: {mean_iou:.3f} over {max(summary.frames - 1, 0)} frames after the first")
     return 0

@@ -53,6 +53,8 @@ class TrackerConfig:
     max_scale: float = 5.0
     lost_threshold: float = 0.0  # confidence below which the target is reported lost (0 = never)
     lost_patience: int = 1       # consecutive low-confidence frames before entering the lost state
+    recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
+    confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
     redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
 
     def __post_init__(self) -> None:

@@ -35,10 +35,6 @@ class TrackResult:
     lost: bool
 
 
-def _sigmoid(v: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(v, 60.0), -60.0)))
-
-
 class _Target:
     """Geometry and lost-state of one tracked object; knows nothing about the network."""
 
@@ -57,6 +53,17 @@ class _Target:
         self.low_count = 0
         self.growth = 1.0
         self.frame_side = max(frame.shape[:2])
+        self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
+        self._confident = self._geometry()
+
+    def _geometry(self) -> tuple[float, ...]:
+        return self.cx, self.cy, self.w, self.h, self.z_sz, self.x_sz
+
+    def confidence(self, raw: float) -> float:
+        """Peak response relative to the target's recent peaks, clipped to [0, 1]. Relative, because raw
+        scales differ from model to model (one threshold fits all), and recent, so a target that slowly
+        turns keeps ~1 while one that vanishes drops at once (the reference is frozen while low/lost)."""
+        return min(max(raw / self.reference, 0.0), 1.0)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -73,8 +80,8 @@ class _Target:
         """Apply one frame's responses (S, n, n) from :meth:`search_into` crops."""
         cfg = self.cfg
         s, r, c, raw = finder(responses)
-        score = _sigmoid(raw)
-        if self._low(score):
+        score = self.confidence(raw)
+        if self._enters_lost(score):
             return TrackResult(self.box, score, True)
         half = (finder.upscale_size - 1) / 2
         step = cfg.total_stride / cfg.response_up * self.x_sz * self.scales[s] / cfg.instance_size
@@ -86,24 +93,31 @@ class _Target:
         self.h *= scale
         self.z_sz *= scale
         self.x_sz *= scale
+        if not self.low_count:
+            self._confident = self._geometry()
+            self.reference += self.cfg.confidence_rate * (max(raw, 1e-6) - self.reference)
         return TrackResult(self.box, score, False)
 
-    def _low(self, score: float) -> bool:
-        """Count low-confidence frames; enter the lost state after ``lost_patience`` of them."""
+    def _enters_lost(self, score: float) -> bool:
+        """Count consecutive low-confidence frames; after ``lost_patience`` of them enter the lost state,
+        back at the last confident box (the low frames may have drifted onto the background)."""
         if score >= self.cfg.lost_threshold:
             self.low_count = 0
             return False
         self.low_count += 1
-        if self.low_count >= self.cfg.lost_patience:
-            self.lost = True
-            self.growth = 1.0
+        if self.low_count < self.cfg.lost_patience:
+            return False
+        self.cx, self.cy, self.w, self.h, self.z_sz, self.x_sz = self._confident
+        self.lost = True
+        self.growth = 1.0
         return True
 
     def redetect_crop(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """A single-scale crop over a region grown by ``redetect_growth`` per lost frame (to the frame)."""
         cfg = self.cfg
         limit = max(2.0 * self.frame_side / self.x_sz, 1.0)
-        self.growth = min(self.growth * cfg.redetect_growth, limit, float(MAX_REDETECT_FACTOR))
+        if self.growth < min(limit, MAX_REDETECT_FACTOR):  # steps of a fixed ladder: few crop sizes, few buffers
+            self.growth = min(self.growth * cfg.redetect_growth, float(MAX_REDETECT_FACTOR))
         extra = int(round((cfg.instance_size * (self.growth - 1)) / cfg.total_stride))
         out_size = cfg.instance_size + extra * cfg.total_stride
         crop_px = self.x_sz * out_size / cfg.instance_size
@@ -117,8 +131,8 @@ class _Target:
         n = response.shape[0]
         up = cv2.resize(response, (n * cfg.response_up, n * cfg.response_up), interpolation=cv2.INTER_CUBIC)
         r, c = np.unravel_index(int(np.argmax(up)), up.shape)
-        score = _sigmoid(float(up[r, c]))
-        if score < cfg.lost_threshold:
+        score = self.confidence(float(up[r, c]))
+        if score < max(cfg.lost_threshold, cfg.recover_threshold):
             return TrackResult(self.box, score, True)
         half = (up.shape[0] - 1) / 2
         step = cfg.total_stride / cfg.response_up * crop_px / out_size
@@ -127,6 +141,7 @@ class _Target:
         self.lost = False
         self.low_count = 0
         self.growth = 1.0
+        self._confident = self._geometry()
         return TrackResult(self.box, score, False)
 
 
@@ -184,9 +199,16 @@ class MultiTracker:
         tid = self._next_id
         self._next_id += 1
         self._kernels[tid] = self.engine.embed(self._exemplar)
+        target.reference = self._own_peak(self._kernels[tid], frame, target)
         self._targets[tid] = target
         self._batch = None
         return tid
+
+    def _own_peak(self, kernel: Any, frame: np.ndarray, target: _Target) -> float:
+        """The exemplar's peak response on the search crop of its own frame: 'as alike as it gets'."""
+        size = self.config.instance_size
+        crop = crop_into(frame, target.cx, target.cy, target.x_sz, np.empty((size, size, 3), np.uint8), target.border)
+        return max(float(self.engine.respond(kernel, crop[None]).max()), 1e-6)
 
     def remove(self, tid: int) -> None:
         if tid not in self._targets:

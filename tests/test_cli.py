@@ -174,7 +174,7 @@ def _bad_inputs(tmp_path, video):
         ("output = boxes", [*t, *out, "--boxes", tmp_path / "o.mp4"], "--output and --boxes are the same file"),
         ("weights: missing file", [*t, "--weights", tmp_path / "none.pth"], "none.pth"),
         ("weights: corrupt file", [*t, "--weights", corrupt], "corrupt.pth"),
-        ("weights: other architecture", [*t, "--weights", other], "other.pth"),
+        ("weights: foreign state dict", [*t, "--weights", other], "other.pth is neither a siamtrack checkpoint"),
         ("device: CUDA without GPU", [*t, "--device", "cuda"], "device 'cuda' requested but no CUDA GPU is available"),
         ("device: unknown", [*t, "--device", "tpu"], "device 'tpu'"),
         ("--threads 0", [*t, "--threads", "0"], "--threads must be at least 1, got 0"),

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -38,7 +38,6 @@ class SequenceRun:
     update_time: float = 0.0
     decode_time: float = 0.0
     error: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def tracker_fps(self) -> float:

@@ -60,3 +60,13 @@ def test_set_threads_applies_and_checks():
             set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_auto_backend_is_onnxruntime_on_cpu():
+    from tracker.tracking import build_engine
+    net = SiameseNet(ModelConfig(width=0.15))
+    auto = build_engine(net, "auto", "cpu")
+    assert auto.name == "onnxruntime" and auto.device.type == "cpu"
+    assert build_engine(net, "torch", "cpu").name == "torch"
+    with pytest.raises(ValueError, match="unknown backend 'tf'; choose 'auto', 'torch' or 'onnxruntime'"):
+        build_engine(net, "tf", "cpu")

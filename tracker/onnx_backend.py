@@ -56,6 +56,7 @@ class OnnxEngine:
         opts = session_options(threads)
         self.backbone = ort.InferenceSession(backbone, opts, providers=providers)
         self.head = ort.InferenceSession(head, opts, providers=providers)
+        self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""

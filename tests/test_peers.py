@@ -19,6 +19,15 @@ def test_opencv_peers_track_and_pickle():
         result = tracker.update(frame)
         assert len(result.box) == 4 and result.box[2] > 0
     assert [s.name for s in parse_trackers("csrt,KCF,mil")] == ["csrt", "kcf", "mil"]
+    assert parse_trackers("csrt")[0].identity.startswith("opencv ")
+
+
+def test_siamtrack_identity_pins_weights_and_config(weights):
+    name = "siamtrack" if weights is None else f"siamtrack:{weights}"
+    plain, narrow = parse_trackers(f"{name},{name}@scale_num=1")
+    assert plain.error is None and plain.identity.startswith("siamtrack ")
+    assert plain.identity.split()[1] == narrow.identity.split()[1]  # same weights digest
+    assert plain.identity != narrow.identity                        # different config
 
 
 def test_dnn_peers_without_or_with_missing_models_are_reported_not_dropped(tmp_path):

@@ -1,6 +1,7 @@
 """Benchmark runs: same frames for every tracker, failures reported, parallel == serial, --resume,
 and the outputs of `siamtrack bench` (results.json, results.md, plots) on a generated dataset."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -106,6 +107,11 @@ def test_parallel_run_equals_serial_and_resume_skips_done_pairs(dataset, siam, t
     run_benchmark(specs, seqs, serial, workers=1, resume=True, progress=False)
     assert txt.read_text() == box_paths(parallel, "csrt", "beta")[0].read_text()
     assert kept.stat().st_mtime_ns == before
+    # a tracker whose identity changed (e.g. retrained weights under the same name) is run again
+    changed = [replace(s, identity="retrained") if s.name == "kcf" else s for s in specs]
+    run_benchmark(changed, seqs[:1], serial, workers=1, resume=True, progress=False)
+    assert json.loads(kept.read_text())["identity"] == "retrained"
+    assert json.loads(box_paths(serial, "csrt", "alpha")[1].read_text())["identity"] == specs[2].identity
 
 
 def test_bench_writes_json_markdown_and_plots(dataset, siam, tmp_path):

@@ -23,6 +23,8 @@ import numpy as np
 
 from ..config import TrackerConfig
 from ..errors import SiamTrackError
+from ..model_zoo import shipped_models
+from ..models.checkpoints import file_sha256
 from ..tracking import SiamTracker, TrackResult
 
 OPENCV_PEERS = ("csrt", "kcf", "mil", "nanotrack", "vit")
@@ -40,11 +42,16 @@ class PeerOptions:
 
 @dataclass(frozen=True)
 class TrackerSpec:
-    """A named tracker: ``factory()`` builds a fresh instance; ``error`` says why it cannot run."""
+    """A named tracker: ``factory()`` builds a fresh instance; ``error`` says why it cannot run.
+
+    ``identity`` pins what exactly runs (weights digest and config, or OpenCV version and model
+    files), so ``--resume`` never mixes boxes of a retrained model into a report under the same name.
+    """
 
     name: str
     factory: Callable[[], Any] | None
     error: str | None = None
+    identity: str = ""
 
 
 class OpenCVPeer:
@@ -113,7 +120,8 @@ def _opencv_spec(name: str, options: PeerOptions) -> TrackerSpec:
         paths = _model_files(name, (options.vit_model,), "--vit-model")
     if isinstance(paths, str):
         return TrackerSpec(name, None, paths)
-    return TrackerSpec(name, functools.partial(OpenCVPeer, name, paths))
+    digests = [file_sha256(p) for p in paths]
+    return TrackerSpec(name, functools.partial(OpenCVPeer, name, paths), identity=f"opencv {cv2.__version__} {name} {digests}")
 
 
 def _overrides(text: str) -> dict[str, Any]:
@@ -148,10 +156,13 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
         return TrackerSpec(name, None, f"not run: {exc}")
     factory = functools.partial(SiamTracker, weights, device=options.device, threads=1, **overrides)
     try:
-        factory()  # load once here so a bad checkpoint is reported before any worker starts
+        probe = factory()  # load once here so a bad checkpoint is reported before any worker starts
     except (SiamTrackError, ValueError) as exc:
         return TrackerSpec(name, None, f"not run: {exc}")
-    return TrackerSpec(name, factory)
+    models = shipped_models()
+    key = weights or ""
+    digest = file_sha256(models[key].path if key in models else Path(key))
+    return TrackerSpec(name, factory, identity=f"siamtrack {digest} {json.dumps(probe.config.to_dict(), sort_keys=True)}")
 
 
 def parse_trackers(names: str | list[str], options: PeerOptions = PeerOptions()) -> list[TrackerSpec]:

@@ -67,7 +67,7 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
             trackers[spec.name] = {"status": spec.error, **{k: None for k in SUMMARY_KEYS}, "fps": None,
                                    "end_to_end_fps": None, "lost": None, "sequences": {}}
         else:
-            trackers[spec.name] = tracker_results(spec.name, sequences, out, got10k_compat)
+            trackers[spec.name] = {**tracker_results(spec.name, sequences, out, got10k_compat), "identity": spec.identity}
     frame0 = "counted (got10k-compatible)" if got10k_compat else "excluded"
     return {"info": {**(info or {}), "sequences": [s.name for s in sequences], "frame_0": frame0,
                      "absent_frames": "excluded"}, "trackers": trackers}

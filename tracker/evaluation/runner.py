@@ -192,40 +192,46 @@ def box_paths(out: Path, tracker: str, seq: str) -> tuple[Path, Path]:
     return d / f"{seq}.txt", d / f"{seq}.json"
 
 
-def save_run(out: Path, tracker: str, seq: str, run: SequenceRun) -> None:
+def save_run(out: Path, tracker: str, seq: str, run: SequenceRun, identity: str = "") -> None:
     """Write the box file, then the record (written last and atomically: its presence means done)."""
     txt, rec = box_paths(out, tracker, seq)
     txt.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(txt, run.boxes, fmt=BOX_FORMAT, delimiter=",")
     record = {"frames": len(run.boxes), "init_time": run.init_time, "update_time": run.update_time,
               "decode_time": run.decode_time, "tracker_fps": run.tracker_fps, "end_to_end_fps": run.end_to_end_fps,
-              "lost": run.lost_count, "error": run.error}
+              "lost": run.lost_count, "error": run.error, "identity": identity}
     tmp = rec.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(rec)
 
 
-def is_done(out: Path, tracker: str, seq: str) -> bool:
-    txt, rec = box_paths(out, tracker, seq)
-    return txt.is_file() and rec.is_file()
+def is_done(out: Path, spec: TrackerSpec, seq: str) -> bool:
+    """Results exist and were made by exactly this tracker (same weights, config, model files)."""
+    txt, rec = box_paths(out, spec.name, seq)
+    if not (txt.is_file() and rec.is_file()):
+        return False
+    try:
+        return json.loads(rec.read_text()).get("identity") == spec.identity
+    except (OSError, ValueError):
+        return False
 
 
-def _bench_job(job: tuple[Sequence, list[tuple[str, Callable[[], Any]]], Path]) -> str:
-    seq, named, out = job
+def _bench_job(job: tuple[Sequence, list[TrackerSpec], Path]) -> str:
+    seq, specs, out = job
     trackers: dict[str, Any] = {}
     failed: dict[str, str] = {}
-    for name, factory in named:
+    for spec in specs:
         try:
-            trackers[name] = factory()
+            trackers[spec.name] = spec.factory()  # type: ignore[misc]
         except Exception as exc:  # reported like any other failure
-            failed[name] = f"cannot build: {type(exc).__name__}: {exc}".splitlines()[0]
+            failed[spec.name] = f"cannot build: {type(exc).__name__}: {exc}".splitlines()[0]
     runs = track_sequence(trackers, seq, on_frame=_tick)
     for name, error in failed.items():
         runs[name] = SequenceRun(np.full((len(seq), 4), np.nan), np.full(len(seq), np.nan), np.zeros(len(seq), bool),
                                  error=error)
         runs[name].boxes[0] = seq.boxes[0]
-    for name, run in runs.items():
-        save_run(out, name, seq.name, run)
+    for spec in specs:
+        save_run(out, spec.name, seq.name, runs[spec.name], spec.identity)
     return seq.name
 
 
@@ -233,12 +239,13 @@ def run_benchmark(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
                   resume: bool = False, progress: bool = True) -> None:
     """Run every runnable tracker on every sequence, saving per-sequence box files under ``out/boxes``.
 
-    With ``resume``, (tracker, sequence) pairs whose files exist are skipped.
+    With ``resume``, (tracker, sequence) pairs whose files exist and were made by the same
+    tracker identity are skipped.
     """
     runnable = [s for s in specs if s.factory is not None]
     jobs = []
     for seq in sequences:
-        todo = [(s.name, s.factory) for s in runnable if not (resume and is_done(out, s.name, seq.name))]
+        todo = [s for s in runnable if not (resume and is_done(out, s, seq.name))]
         if todo:
             jobs.append((seq, todo, out))
     if not jobs:

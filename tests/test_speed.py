@@ -70,7 +70,7 @@ def tiny_clip(tmp_path_factory):
 def tiny_run(tiny_clip):
     root, net = tiny_clip
     opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},csrt,kcf,nanotrack",
-                        frames=8, passes=2, chunk=3, stage_repeats=2, memory_frames=20)
+                        frames=8, passes=2, chunk=3, backends=("torch",), stage_repeats=2, memory_frames=20)
     return run_speed(opts, log=lambda m: None), net
 
 
@@ -109,7 +109,8 @@ def test_bench_speed_flag_writes_both_reports(tiny_clip, tmp_path, capsys):
     assert main(["bench", str(root / "seqs"), "--speed", "--trackers", f"siamtrack:{root / 'w.pth'},kcf",
                  "--out", str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    assert "| siamtrack:w [torch] |" in table and "x kcf (fps / CPU)" in table
+    assert "| siamtrack:w [onnxruntime] |" in table and "x kcf (fps / CPU)" in table
     data = json.loads((tmp_path / "speed.json").read_text())
-    assert [t["name"] for t in data["trackers"]] == ["siamtrack:w [torch]", "kcf"]
+    assert [t["name"] for t in data["trackers"]] == ["siamtrack:w [onnxruntime]", "siamtrack:w [torch]", "kcf"]
+    assert all(t["stages"]["backbone"]["cpu_ms"] >= 0 for t in data["trackers"][:2])
     assert (tmp_path / "speed.md").read_text() == table

@@ -24,7 +24,7 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value,...], nanotrack, csrt, "
                         "kcf (default: every shipped model + nanotrack,csrt,kcf)")
     p.add_argument("--backend", dest="backends", action="append", choices=("torch", "onnxruntime"),
-                   help="siamtrack backend(s) to time (repeatable; default: torch)")
+                   help="siamtrack backend(s) to time (repeatable; default: onnxruntime and torch)")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
     p.add_argument("--nano-neckhead", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_head_sim.onnx")
     p.add_argument("--threads", type=int, default=1, help="compute threads for every tracker")
@@ -35,7 +35,7 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace) -> SpeedOptions:
     return SpeedOptions(sequence=args.sequence, trackers=args.trackers, frames=args.frames, passes=args.passes,
-                        backends=tuple(args.backends or ("torch",)),
+                        backends=tuple(args.backends or ("onnxruntime", "torch")),
                         nano_backbone=args.nano_backbone, nano_neckhead=args.nano_neckhead,
                         threads=args.threads, memory_frames=args.memory_frames)
 

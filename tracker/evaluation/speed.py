@@ -50,7 +50,7 @@ class SpeedOptions:
     frames: int = 300
     passes: int = 5
     chunk: int = 20
-    backends: tuple[str, ...] = ("torch",)
+    backends: tuple[str, ...] = ("onnxruntime", "torch")
     nano_backbone: Path | None = None
     nano_neckhead: Path | None = None
     threads: int = 1

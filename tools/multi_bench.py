@@ -38,7 +38,7 @@ def grid_boxes(n: int) -> list[tuple[float, float, float, float]]:
 
 
 def bench(n: int, frames: list[np.ndarray], args: argparse.Namespace) -> dict:
-    kwargs = dict(device=args.device, backend=args.backend, lost_threshold=0.0)
+    kwargs = dict(device=args.device, backend=args.backend, threads=args.threads, lost_threshold=0.0)
     boxes = grid_boxes(n)
     multi = MultiTracker(args.weights, **kwargs)
     ids = [multi.add(frames[0], b) for b in boxes]
@@ -80,17 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="model name or checkpoint (default: the shipped default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
-    parser.add_argument("--threads", type=int, default=None, help="torch/onnxruntime intra-op threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads (default: the library's choice, the cores other processes leave free)")
     parser.add_argument("--out", default="runs/multi_bench", help="folder for results.json and results.md")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     frames = list(demo_clip(n_frames=args.frames + args.warmup + 1, width=WIDTH, height=HEIGHT))
+    model = MultiTracker(args.weights, device=args.device, threads=args.threads).metadata.get("name", str(args.weights))
     rows = []
     for n in args.targets:
         rows.append(bench(n, frames, args))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    model = MultiTracker(args.weights, device=args.device).metadata.get("name", str(args.weights))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else (platform.processor() or platform.machine())
     report = {"model": model, "backend": args.backend, "device": device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "frame_size": f"{WIDTH}x{HEIGHT}", "timed_frames": args.frames, "rows": rows}

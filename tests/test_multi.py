@@ -1,0 +1,123 @@
+"""MultiTracker: one batched forward per frame, same answers as independent trackers, targets come and go."""
+from dataclasses import astuple
+
+import numpy as np
+import pytest
+
+from tracker import MultiTracker, SiamTracker
+from tracker.evaluation.metrics import iou
+from tracker.synthetic import demo_clip
+
+# The moving object plus three static background patches in corners it never reaches.
+CORNERS = [(5.0, 5.0, 40.0, 30.0), (270.0, 10.0, 40.0, 40.0), (10.0, 190.0, 45.0, 40.0)]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return demo_clip(n_frames=10)
+
+
+@pytest.fixture(scope="module")
+def frames(clip):
+    return list(clip)
+
+
+class ProbeEngine:
+    """Wraps an engine: records the batch size of every respond() call and, once ``vanish`` is set,
+    pushes every response far down, as if all targets had disappeared from the video."""
+
+    def __init__(self, engine):
+        self.engine, self.calls, self.vanish = engine, [], False
+
+    def respond(self, kernels, crops):
+        self.calls.append(len(crops))
+        out = self.engine.respond(kernels, crops)
+        return out - 1e6 if self.vanish else out
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def run_batched(weights, frames, schedule, vanish_from=None, **config):
+    """schedule: {name: (box, first_frame, stop_frame)}; returns ({name: {frame: (box, score, lost)}},
+    the batch sizes of the respond() calls each update() made)."""
+    multi = MultiTracker(weights, device="cpu", **config)
+    multi.engine = probe = ProbeEngine(multi.engine)
+    ids, out, calls = {}, {name: {} for name in schedule}, []
+    for t, frame in enumerate(frames):
+        probe.vanish = vanish_from is not None and t >= vanish_from
+        for name, (box, first, stop) in schedule.items():
+            if t == stop and name in ids:
+                multi.remove(ids.pop(name))
+        before = len(probe.calls)
+        results = multi.update(frame) if ids else {}
+        if ids:
+            calls.append(probe.calls[before:])
+        assert set(results) == set(ids.values())
+        for name, tid in ids.items():
+            out[name][t] = astuple(results[tid])
+        for name, (box, first, stop) in schedule.items():
+            if t == first:
+                ids[name] = multi.add(frame, box)
+    return out, calls
+
+
+def run_independent(weights, frames, schedule):
+    out = {}
+    for name, (box, first, stop) in schedule.items():
+        tracker = SiamTracker(weights, device="cpu")
+        tracker.init(frames[first], box)
+        out[name] = {t: astuple(tracker.update(frames[t])) for t in range(first + 1, stop)}
+    return out
+
+
+def test_batched_equals_independent_with_targets_added_and_removed(weights, frames, clip):
+    schedule = {"object": (clip.truth(0), 0, 10), "a": (CORNERS[0], 0, 7), "b": (CORNERS[1], 3, 10),
+                "c": (CORNERS[2], 5, 9)}
+    batched, calls = run_batched(weights, frames, schedule)
+    assert batched == run_independent(weights, frames, schedule)
+    # ONE respond (backbone + head) per frame for all targets: 3 scales x the targets alive then.
+    alive = [sum(first < t < stop for _, first, stop in schedule.values()) for t in range(1, 10)]
+    assert calls == [[3 * n] for n in alive]
+
+
+def test_lost_targets_are_searched_one_by_one_and_match_single_target_runs(weights, frames):
+    schedule = {"a": (CORNERS[0], 0, 6), "b": (CORNERS[1], 0, 6)}
+    batched, calls = run_batched(weights, frames[:6], schedule, vanish_from=3, lost_threshold=0.2)
+    for name, one in schedule.items():  # the same target alone in its own tracker
+        alone, _ = run_batched(weights, frames[:6], {name: one}, vanish_from=3, lost_threshold=0.2)
+        assert alone[name] == batched[name]
+    assert [batched[n][t][2] for t in (3, 4, 5) for n in "ab"] == [True] * 6
+    # frame 3: one batched search (2 targets x 3 scales) finds nothing; after that each lost target
+    # searches a single wider crop of its own
+    assert calls[-3:] == [[6], [1, 1], [1, 1]]
+
+
+def test_ids_and_errors(weights, frames):
+    multi = MultiTracker(weights, device="cpu")
+    assert multi.update(frames[0]) == {}
+    a = multi.add(frames[0], CORNERS[0])
+    b = multi.add(frames[0], CORNERS[1])
+    multi.remove(a)
+    c = multi.add(frames[1], CORNERS[2])
+    assert len({a, b, c}) == 3 and multi.ids == [b, c]
+    with pytest.raises(KeyError, match=f"no target with id {a}; current ids: \\[{b}, {c}\\]"):
+        multi.remove(a)
+    assert set(multi.update(frames[2])) == {b, c}
+
+
+def test_tracks_moving_and_static_targets_together(weights):
+    clip = demo_clip(n_frames=25)
+    multi = MultiTracker(weights, device="cpu")
+    frames = iter(clip)
+    first = next(frames)
+    ids = [multi.add(first, box) for box in [clip.truth(0), *CORNERS]]
+    boxes, truth = {tid: [] for tid in ids}, {tid: [] for tid in ids}
+    for t, frame in enumerate(frames, start=1):
+        results = multi.update(frame)
+        for tid, want in zip(ids, [clip.truth(t), *CORNERS]):
+            boxes[tid].append(results[tid].box)
+            truth[tid].append(want)
+    ious = {tid: iou(np.array(boxes[tid]), np.array(truth[tid])) for tid in ids}
+    assert ious[ids[0]].min() > 0.3  # it grows 1.4x and turns: the box lags in scale but stays on it
+    assert all(ious[tid].min() > 0.6 for tid in ids[1:])  # static patches stay put

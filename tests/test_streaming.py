@@ -72,13 +72,20 @@ def test_empty_source_yields_nothing(weights):
 
 
 def test_errors_surface_at_the_call(tmp_path, weights):
-    with pytest.raises(VideoError, match="cannot open video .*missing.mp4.*; check the path"):
+    with pytest.raises(VideoError, match="input .*missing.mp4 does not exist"):
         track(tmp_path / "missing.mp4", (0, 0, 10, 10), weights=weights)
     with pytest.raises(VideoError, match="capture passed in is not open"):
         track(cv2.VideoCapture(str(tmp_path / "missing.mp4")), (0, 0, 10, 10), weights=weights)
-    with pytest.raises(VideoError, match="frames must be an iterable .* got int"):
-        track(3, (0, 0, 10, 10), weights=weights)
+    with pytest.raises(VideoError, match="input must be a path, a webcam index or an iterable of frames; got object"):
+        track(object(), (0, 0, 10, 10), weights=weights)
     with pytest.raises(BoxError, match="box must have 4 values"):
         track([], (0, 0, 10), weights=weights)
     with pytest.raises(ValueError, match="unknown TrackerConfig option"):
         track([], (0, 0, 10, 10), weights=weights, scales=3)
+
+
+def test_a_folder_of_images_is_a_source(tmp_path, clip, expected, weights):
+    for i, frame in enumerate(clip):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), frame)
+    got = [astuple(r) for r in track(tmp_path, clip.truth(0), weights=weights, device="cpu")]
+    assert got == [astuple(r) for r in expected]

@@ -4,58 +4,42 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from .errors import VideoError
 from .inputs import parse_box
+from .io import open_source
 from .tracking import SiamTracker, TrackResult
 
-FrameSource = Iterable[np.ndarray] | cv2.VideoCapture | str | os.PathLike
 
-
-def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
-    """Frames from an iterable, anything with OpenCV's ``read() -> (ok, frame)``, or a video path.
-
-    Not a generator itself, so an unopenable source fails here rather than at the first frame.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        capture = cv2.VideoCapture(os.fspath(source))
-        if not capture.isOpened():
-            raise VideoError(f"cannot open video {os.fspath(source)!r}; check the path and that it is a video file")
-        return _read(capture, release=True)
-    if callable(getattr(source, "read", None)):
+def frames_of(source: Any) -> Iterable[np.ndarray]:
+    """Frames from anything with OpenCV's ``read() -> (ok, frame)`` (a ``cv2.VideoCapture`` you opened,
+    left open), or from what :func:`tracker.io.open_source` takes: a list or generator of frames, a
+    video path, a folder of images, a webcam index. Sources are opened here, so a bad one fails at once."""
+    if callable(getattr(source, "read", None)) and not isinstance(source, (str, os.PathLike)):
         if callable(getattr(source, "isOpened", None)) and not source.isOpened():
             raise VideoError("the video capture passed in is not open; check its source")
-        return _read(source, release=False)
-    try:
-        return iter(source)
-    except TypeError:
-        raise VideoError(f"frames must be an iterable of HxWx3 arrays, a cv2.VideoCapture or a video path; "
-                         f"got {type(source).__name__}") from None
+        return _read(source)
+    return open_source(source)
 
 
-def _read(capture: Any, release: bool) -> Iterator[np.ndarray]:
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield frame
-    finally:
-        if release:
-            capture.release()
+def _read(capture: Any) -> Iterator[np.ndarray]:
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield frame
 
 
-def track(frames: FrameSource, box: Any, **tracker_args: Any) -> Iterator[TrackResult]:
+def track(frames: Any, box: Any, **tracker_args: Any) -> Iterator[TrackResult]:
     """Track the object in ``box`` (x, y, w, h on the first frame); one TrackResult per frame.
 
     The first result is the initial box (score 1). ``tracker_args`` go to :class:`SiamTracker`
-    (weights, device, backend, threads, config fields); the model loads and the box is checked
-    here, before the first frame is read, so mistakes surface at the call.
+    (weights, device, backend, threads, config fields); the box is checked, the source opened and
+    the model loaded here, before the first frame is read, so mistakes surface at the call.
     """
     box = parse_box(box)
-    source = iter_frames(frames)
+    source = iter(frames_of(frames))
     return _results(SiamTracker(**tracker_args), source, box)
 
 

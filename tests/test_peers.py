@@ -28,6 +28,8 @@ def test_siamtrack_identity_pins_weights_and_config(weights):
     assert plain.error is None and plain.identity.startswith("siamtrack ")
     assert plain.identity.split()[1] == narrow.identity.split()[1]  # same weights digest
     assert plain.identity != narrow.identity                        # different config
+    (torch_backend,) = parse_trackers(name, PeerOptions(backend="torch"))
+    assert torch_backend.identity != plain.identity
 
 
 def test_dnn_peers_without_or_with_missing_models_are_reported_not_dropped(tmp_path):

@@ -92,6 +92,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nano-neckhead", help="NanoTrack neck/head ONNX (for the nanotrack peer)")
     p.add_argument("--vit-model", help="OpenCV TrackerVit ONNX model (for the vit peer)")
     p.add_argument("--device", default="auto", help="device for siamtrack trackers: auto, cpu, cuda or cuda:N")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="inference backend for siamtrack trackers (auto: onnxruntime on CPU, torch on GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--speed", action="store_true",
                    help="time the trackers instead (tracker-only/end-to-end fps, stages, FLOPs, ratios) on the first "
@@ -108,7 +110,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise SiamTrackError(f"--workers must be at least 1, got {args.workers}")
     path = lambda v: Path(v) if v else None  # noqa: E731
-    peers = PeerOptions(path(args.nano_backbone), path(args.nano_neckhead), path(args.vit_model), args.device)
+    peers = PeerOptions(path(args.nano_backbone), path(args.nano_neckhead), path(args.vit_model), args.device,
+                        args.backend)
     names = [n for n in args.sequences.split(",") if n] if args.sequences else None
     if args.speed:
         from .evaluation.speed import bench_speed

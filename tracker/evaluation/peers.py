@@ -32,12 +32,13 @@ OPENCV_PEERS = ("csrt", "kcf", "mil", "nanotrack", "vit")
 
 @dataclass(frozen=True)
 class PeerOptions:
-    """Model files of the OpenCV DNN peers (None = not given) and siamtrack's device."""
+    """Model files of the OpenCV DNN peers (None = not given); siamtrack's device and backend."""
 
     nano_backbone: Path | None = None
     nano_neckhead: Path | None = None
     vit_model: Path | None = None
     device: str = "cpu"
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
         TrackerConfig.from_dict(overrides)
     except (SiamTrackError, ValueError, TypeError) as exc:
         return TrackerSpec(name, None, f"not run: {exc}")
-    factory = functools.partial(SiamTracker, weights, device=options.device, threads=1, **overrides)
+    factory = functools.partial(SiamTracker, weights, device=options.device, backend=options.backend, threads=1,
+                                **overrides)
     try:
         probe = factory()  # load once here so a bad checkpoint is reported before any worker starts
     except (SiamTrackError, ValueError) as exc:
@@ -162,7 +164,8 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
     models = shipped_models()
     key = weights or ""
     digest = file_sha256(models[key].path if key in models else Path(key))
-    return TrackerSpec(name, factory, identity=f"siamtrack {digest} {json.dumps(probe.config.to_dict(), sort_keys=True)}")
+    config = json.dumps(probe.config.to_dict(), sort_keys=True)
+    return TrackerSpec(name, factory, identity=f"siamtrack {digest} {options.backend}/{options.device} {config}")
 
 
 def parse_trackers(names: str | list[str], options: PeerOptions = PeerOptions()) -> list[TrackerSpec]:

@@ -21,8 +21,10 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=300, help="frames to track per pass")
     p.add_argument("--passes", type=int, default=5, help="repeated passes; medians are reported")
     p.add_argument("--trackers", default="",
-                   help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value,...], nanotrack, csrt, "
+                   help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value], nanotrack, csrt, "
                         "kcf (default: every shipped model + nanotrack,csrt,kcf)")
+    p.add_argument("--tracker", action="append", default=[],
+                   help="one more tracker name, commas allowed (siamtrack@scale_num=1,instance_size=223); repeatable")
     p.add_argument("--backend", dest="backends", action="append", choices=("torch", "onnxruntime"),
                    help="siamtrack backend(s) to time (repeatable; default: onnxruntime and torch)")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
@@ -34,7 +36,8 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace) -> SpeedOptions:
-    return SpeedOptions(sequence=args.sequence, trackers=args.trackers, frames=args.frames, passes=args.passes,
+    names = [n for n in args.trackers.split(",") if n] + args.tracker
+    return SpeedOptions(sequence=args.sequence, trackers=names, frames=args.frames, passes=args.passes,
                         backends=tuple(args.backends or ("onnxruntime", "torch")),
                         nano_backbone=args.nano_backbone, nano_neckhead=args.nano_neckhead,
                         threads=args.threads, memory_frames=args.memory_frames)

@@ -46,7 +46,7 @@ class SpeedOptions:
     nanotrack, csrt, kcf); every siamtrack entry is timed once per backend in ``backends``."""
 
     sequence: Path
-    trackers: str = ""  # "" = every shipped model + PEERS
+    trackers: str | list[str] = ""  # a list keeps commas inside @overrides; "" = every shipped model + PEERS
     frames: int = 300
     passes: int = 5
     chunk: int = 20
@@ -340,7 +340,7 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedRe
     ratios = {s: {p: {"fps": results[s].tracker_fps / results[p].tracker_fps, "cpu": results[p].cpu_ms / results[s].cpu_ms}
                   for p in peers} for s in siam}
     options = {**asdict(opts), "sequence": f"{seq.name} ({frames[0].shape[1]}x{frames[0].shape[0]})", "frames": len(frames),
-               "trackers": ",".join(e.name for e in entries)}
+               "trackers": [e.name for e in entries]}
     return SpeedReport(machine_info(opts.threads), options, load_before, os.getloadavg(), peak,
                        list(results.values()) + failed, ratios, memory)
 

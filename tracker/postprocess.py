@@ -70,11 +70,11 @@ def _upsample(src, idx, wts, tmp, dst, row_max, row_min):
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True)
-def locate_peak(responses, penalties, window, window_influence, idx, wts, tmp, up, row_max, row_min, mass):
+def locate_peak(responses, penalties, window, window_max, window_influence, idx, wts, tmp, up, row_max, row_min, mass):
     """Pick the best scale and the peak inside it.
 
     responses (S, n, n) float32 raw scores; penalties (S,) multiplicative scale penalties;
-    window (m, m) Hann window; idx/wts from :func:`cubic_weights`; tmp (n, m), up (S, m, m),
+    window (m, m) Hann window and its maximum; idx/wts from :func:`cubic_weights`; tmp (n, m), up (S, m, m),
     row_max/row_min (S, m) scratch; mass (n,) = :func:`interpolation_mass`.
     Returns (scale index, peak row, peak column, raw upsampled score at the peak).
     """
@@ -100,8 +100,7 @@ def locate_peak(responses, penalties, window, window_influence, idx, wts, tmp, u
     q_r = row_max[best_s].argmax()
     q_c = resp[q_r].argmax()
     q_v = resp[q_r, q_c]
-    wmax = window.max()
-    gap = window_influence * (wmax - window[q_r, q_c]) / ((1.0 - window_influence) * inv + 1e-30)
+    gap = window_influence * (window_max - window[q_r, q_c]) / ((1.0 - window_influence) * inv + 1e-30)
     threshold = q_v - gap - 1e-4 * (abs(q_v) + abs(lo) + gap) - 1e-6  # slack for rounding
     best_r = 0
     best_c = 0
@@ -146,6 +145,7 @@ class PeakFinder:
                  window_influence: float) -> None:
         m = response_size * response_up
         self.window = hann_window(m)
+        self.window_max = float(self.window.max())
         self.idx, self.wts = cubic_weights(response_size, m)
         self.mass = interpolation_mass(self.idx, self.wts, response_size)
         self.tmp = np.empty((response_size, m), np.float32)
@@ -158,6 +158,6 @@ class PeakFinder:
         self.upscale_size = m
 
     def __call__(self, responses: np.ndarray) -> tuple[int, int, int, float]:
-        s, r, c, v = locate_peak(responses, self.penalties, self.window, self.window_influence,
+        s, r, c, v = locate_peak(responses, self.penalties, self.window, self.window_max, self.window_influence,
                                  self.idx, self.wts, self.tmp, self.up, self.row_max, self.row_min, self.mass)
         return int(s), int(r), int(c), float(v)

@@ -244,7 +244,7 @@ def _image(kind, w, h, rng):
         return np.full((h, w, 3), rng.integers(0, 256), np.uint8)
     if kind == "gradient":
         return np.broadcast_to(np.linspace(0, 255, w, dtype=np.uint8)[None, :, None], (h, w, 3)).copy()
-    small = rng.integers(0, 256, (max(h // 8, 1), max(w // 8, 1), 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (-(-h // 8), -(-w // 8), 3), dtype=np.uint8)  # ceil: never smaller than h x w
     return np.ascontiguousarray(np.kron(small, np.ones((8, 8, 1), np.uint8))[:h, :w])
 
 

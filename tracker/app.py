@@ -49,7 +49,7 @@ class TrackOptions:
     max_frames: int | None = None
     weights: str | os.PathLike | None = None
     device: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     threads: int | None = None
     progress: bool = True
 

@@ -27,7 +27,8 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show", action="store_true", help="display the tracking live (q or Esc stops)")
     p.add_argument("--weights", help="shipped model name or checkpoint path (default: the default model)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="inference backend")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="inference backend (auto: onnxruntime on CPU, torch on GPU)")
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: library default)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")

@@ -172,6 +172,9 @@ def test_publish_registers_a_verified_default_with_tracker_overrides(data, tmp_p
     monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(tmp_path / "weights"))
     net, overrides, meta = resolve(None)
     assert meta["name"] == "tiny" and overrides == {"window_influence": 0.3} and net.config.width == 0.1
+    publish(out / "epoch_001.pth", "tiny_fast", "a preset", {"scale_num": 1}, weights_dir=tmp_path / "weights",
+            default=False)
+    assert resolve(None)[2]["name"] == "tiny" and resolve("tiny_fast")[1] == {"scale_num": 1}
     blob = bytearray(shipped.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     shipped.write_bytes(bytes(blob))

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="after training, copy the last epoch's checkpoint to weights/NAME.pth and make it the "
                            "registered default in weights/registry.json")
     ship.add_argument("--publish-description", default="", help="one-line description for the registry")
+    ship.add_argument("--publish-keep-default", action="store_true",
+                      help="register the model without making it the default (e.g. a faster preset of the same weights)")
     ship.add_argument("--tracker-config", default="{}", metavar="JSON",
                       help='tracking-loop overrides stored in the shipped checkpoint, e.g. \'{"window_influence": 0.2}\'')
     args = parser.parse_args(argv)
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs = sorted(Path(out).glob("epoch_*.pth"))
             if not epochs:
                 raise SiamTrackError(f"nothing to publish: {out} holds no epoch_NNN.pth yet")
-            path = publish(epochs[-1], args.publish, args.publish_description, json.loads(args.tracker_config))
+            path = publish(epochs[-1], args.publish, args.publish_description, json.loads(args.tracker_config),
+                           default=not args.publish_keep_default)
             print(f"published {epochs[-1]} as {path}")
     except SiamTrackError as exc:
         print(f"train: error: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ class BenchOptions:
 
     dataset: Path
     out: Path
-    trackers: str = "siamtrack,csrt,kcf"
+    trackers: str | list[str] = "siamtrack,csrt,kcf"
     split: str | None = None
     sequences: list[str] | None = None
     workers: int = 1

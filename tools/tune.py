@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""Search the tracking-loop hyperparameters of one model on a TRAINING split (coordinate search).
+
+Each --param is NAME=V1,V2,... over TrackerConfig fields; put the current value first (ties keep it).
+Trials are ordinary `siamtrack bench` runs cached in --out (--resume semantics), so an interrupted
+search continues. Prints every trial and the best overrides as JSON, ready for
+`tools/train.py --publish NAME --tracker-config JSON`. Tune on train, report on val: never the reverse.
+
+Example:
+  python tools/tune.py ../shared/data/sequences --split train --weights runs/stage3/epoch_016.pth --workers 2 \\
+      --param window_influence=0.176,0.25,0.35 --param scale_lr=0.59,0.4 --out runs/tune
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tracker.errors import SiamTrackError
+from tracker.evaluation.tuning import bench_evaluator, coordinate_search, parse_grid, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="dataset folder (any layout siamtrack bench reads)")
+    parser.add_argument("--split", default="train", help="split of tracker/splits.json to tune on (default: train)")
+    parser.add_argument("--weights", help="model name or checkpoint (default: the shipped default)")
+    parser.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2",
+                        help="a TrackerConfig field and the values to try (repeat for more fields)")
+    parser.add_argument("--start", default="{}", metavar="JSON", help="overrides to start from")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the parameters (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--out", default="runs/tune", help="folder for the trial box files and tune.json/tune.md")
+    args = parser.parse_args(argv)
+    try:
+        grid = parse_grid(args.param)
+        out = Path(args.out)
+        evaluate = bench_evaluator(Path(args.dataset), out, args.weights, args.split or None, args.workers)
+        best, trials = coordinate_search(grid, evaluate, json.loads(args.start), args.rounds)
+        text = report(best, trials)
+        (out / "tune.md").write_text(text)
+        (out / "tune.json").write_text(json.dumps({"best": best, "trials": [t.__dict__ for t in trials]}, indent=1))
+        print(text, end="")
+    except SiamTrackError as exc:
+        print(f"tune: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

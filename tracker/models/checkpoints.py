@@ -75,6 +75,15 @@ def save_checkpoint(net: SiameseNet, path: str | os.PathLike, metadata: dict[str
     return digest
 
 
+def _load_failure(exc: Exception) -> str:
+    """The useful part of torch.load's error: its weights-only refusals are paragraphs of advice."""
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return f"not plain tensors/data, refused by weights_only loading: {detail[:120]}"
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
 def read_file(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
@@ -84,7 +93,7 @@ def read_file(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = _load_failure(exc)
         raise WeightsError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch weights file ({reason}); re-download or re-train it") from None
 
 

@@ -2,6 +2,7 @@
 and the outputs of `siamtrack bench` (results.json, results.md, plots) on a generated dataset."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,25 @@ def test_cli_bench_prints_the_table_and_fails_cleanly_on_a_missing_dataset(datas
     assert main(["bench", str(tmp_path / "missing"), "--trackers", "kcf", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "not found; pass the path of a local dataset (nothing is downloaded)" in err and len(err.splitlines()) == 1
+
+
+def test_tune_tool_runs_each_candidate_as_a_bench_run_and_reports_the_best(dataset, tmp_path, capsys):
+    import runpy
+    import sys
+    out = tmp_path / "tune"
+    argv = ["tune.py", str(dataset), "--split", "", "--sequences", "alpha,gamma", "--out", str(out),
+            "--param", "window_influence=0.176,0.9"]
+    old, sys.argv = sys.argv, argv
+    try:
+        with pytest.raises(SystemExit) as code:
+            runpy.run_path(str(Path(__file__).parents[1] / "tools" / "tune.py"), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert code.value.code == 0
+    report = json.loads((out / "tune.json").read_text())
+    aucs = {t["overrides"]["window_influence"]: t["auc"] for t in report["trials"]}
+    assert set(aucs) == {0.176, 0.9}
+    assert report["best"] == {"window_influence": max(aucs, key=aucs.get)}
+    results = json.loads((out / "results.json").read_text())
+    assert results["info"]["sequences"] == ["alpha", "gamma"]
+    assert "best: " in capsys.readouterr().out

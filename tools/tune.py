@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", help="dataset folder (any layout siamtrack bench reads)")
     parser.add_argument("--split", default="train", help="split of tracker/splits.json to tune on (default: train)")
+    parser.add_argument("--sequences", help="comma-separated sequence names of the split to use (default: all)")
     parser.add_argument("--weights", help="model name or checkpoint (default: the shipped default)")
     parser.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2",
                         help="a TrackerConfig field and the values to try (repeat for more fields)")
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grid = parse_grid(args.param)
         out = Path(args.out)
-        evaluate = bench_evaluator(Path(args.dataset), out, args.weights, args.split or None, args.workers)
+        names = [n for n in args.sequences.split(",") if n] if args.sequences else None
+        evaluate = bench_evaluator(Path(args.dataset), out, args.weights, args.split or None, args.workers, names)
         best, trials = coordinate_search(grid, evaluate, json.loads(args.start), args.rounds)
         text = report(best, trials)
         (out / "tune.md").write_text(text)

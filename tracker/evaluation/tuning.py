@@ -76,11 +76,11 @@ def tracker_name(weights: str | None, overrides: Overrides) -> str:
 
 
 def bench_evaluator(dataset: Path, out: Path, weights: str | None, split: str | None, workers: int,
-                    peers: PeerOptions = PeerOptions(), progress: bool = False) -> Callable[[list[Overrides]], list[Trial]]:
+                    sequences: list[str] | None = None, peers: PeerOptions = PeerOptions(), progress: bool = False) -> Callable[[list[Overrides]], list[Trial]]:
     """Evaluate candidates with ``siamtrack bench`` on ``dataset`` (results cached in ``out``)."""
     def evaluate(candidates: list[Overrides]) -> list[Trial]:
         names = [tracker_name(weights, c) for c in candidates]
-        results = run_bench(BenchOptions(dataset, out, names, split, None, workers, True, False, progress, peers))
+        results = run_bench(BenchOptions(dataset, out, names, split, sequences, workers, True, False, progress, peers))
         trials = []
         for c in candidates:
             extra = tracker_name(None, c).partition("@")[2]

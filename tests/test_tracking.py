@@ -66,3 +66,13 @@ def test_paper_defaults():
     assert (c.scale_step, c.scale_penalty, c.scale_lr, c.response_size) == (1.0375, 0.9745, 0.59, 17)
     assert (c.response_up, c.window_influence, c.min_scale, c.max_scale) == (16, 0.176, 0.2, 5.0)
     assert c.scale_factors == pytest.approx([1 / 1.0375, 1.0, 1.0375])
+
+
+def test_response_size_follows_the_search_crop_and_mismatches_are_refused():
+    """A smaller search crop gives a smaller map; a stale response_size would silently shift every box."""
+    assert TrackerConfig(instance_size=223).response_size == 13
+    assert TrackerConfig(instance_size=191).response_size == 9
+    with pytest.raises(ValueError, match="response_size 17 does not match instance_size 223"):
+        TrackerConfig(instance_size=223, response_size=17)
+    with pytest.raises(ValueError, match="multiple of total_stride"):
+        TrackerConfig(instance_size=224)

@@ -19,9 +19,11 @@ def test_finds_the_best_value_of_each_parameter_and_runs_each_candidate_once():
     grid = {"window_influence": [0.176, 0.25, 0.35], "scale_lr": [0.59, 0.4]}
     best, trials = coordinate_search(grid, _objective(calls), rounds=2)
     assert best == {"window_influence": 0.25, "scale_lr": 0.4}
-    # round 1: 3 + 2 candidates; round 2 repeats only known ones except wi=0.176/0.35 with scale_lr=0.4
-    assert [len(c) for c in calls] == [3, 2, 2]
-    assert len(trials) == 7 and len({str(sorted(t.overrides.items())) for t in trials}) == 7
+    # every candidate names both parameters (first values = current), so none runs twice:
+    # round 1: 3 window values, then only scale_lr=0.4 is new; round 2: wi=0.176/0.35 with scale_lr=0.4
+    assert [len(c) for c in calls] == [3, 1, 2]
+    assert all(set(c) == {"window_influence", "scale_lr"} for batch in calls for c in batch)
+    assert len(trials) == 6 and len({str(sorted(t.overrides.items())) for t in trials}) == 6
 
 
 def test_ties_keep_the_value_listed_first():

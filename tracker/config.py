@@ -45,7 +45,7 @@ class TrackerConfig:
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59
-    response_size: int = 17
+    response_size: int = 0       # 0 = derived: (instance_size - exemplar_size) / total_stride + 1 (17 for 255/127/8)
     response_up: int = 16
     total_stride: int = 8
     window_influence: float = 0.176
@@ -60,6 +60,17 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if self.scale_num < 1:
             raise ValueError(f"scale_num must be >= 1, got {self.scale_num}")
+        span = self.instance_size - self.exemplar_size
+        if span < 0 or span % self.total_stride:
+            raise ValueError(f"instance_size - exemplar_size must be a non-negative multiple of total_stride "
+                             f"({self.total_stride}); got {self.instance_size} - {self.exemplar_size}, e.g. use "
+                             f"instance_size={self.exemplar_size + max(span // self.total_stride, 0) * self.total_stride}")
+        derived = span // self.total_stride + 1
+        if self.response_size == 0:
+            self.response_size = derived
+        elif self.response_size != derived:
+            raise ValueError(f"response_size {self.response_size} does not match instance_size {self.instance_size} "
+                             f"(the network gives {derived}x{derived}); leave response_size out to derive it")
         if self.response_up < 1:
             raise ValueError(f"response_up must be >= 1, got {self.response_up}")
         if not 0.0 <= self.window_influence <= 1.0:

@@ -37,9 +37,11 @@ def coordinate_search(grid: dict[str, list[Any]], evaluate: Callable[[list[Overr
                       start: Overrides | None = None, rounds: int = 1) -> tuple[Overrides, list[Trial]]:
     """Best overrides by AUC, changing one parameter at a time in ``grid`` order; every trial run.
 
-    Ties keep the earlier value of the list, so put the default first to change it only for a gain.
+    The first value of each list is taken as the current one (every candidate names every parameter,
+    so no configuration runs twice under two spellings); ties keep the earlier value, so a parameter
+    changes only for a gain.
     """
-    best: Overrides = dict(start or {})
+    best: Overrides = {**{name: values[0] for name, values in grid.items()}, **(start or {})}
     seen: dict[str, Trial] = {}
     for _ in range(rounds):
         for name, values in grid.items():

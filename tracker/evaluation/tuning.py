@@ -71,9 +71,14 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def _extra(overrides: Overrides) -> str:
+    """The ``k=v,...`` part of a tracker name (sorted keys: one spelling per candidate)."""
+    return ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(overrides.items()))
+
+
 def tracker_name(weights: str | None, overrides: Overrides) -> str:
-    """The ``siamtrack[:W][@k=v,...]`` name of a candidate (sorted keys: one name per candidate)."""
-    extra = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(overrides.items()))
+    """The ``siamtrack[:W][@k=v,...]`` name of a candidate, as ``--trackers`` takes it."""
+    extra = _extra(overrides)
     return "siamtrack" + (f":{weights}" if weights else "") + (f"@{extra}" if extra else "")
 
 
@@ -85,8 +90,7 @@ def bench_evaluator(dataset: Path, out: Path, weights: str | None, split: str | 
         results = run_bench(BenchOptions(dataset, out, names, split, sequences, workers, True, False, progress, peers))
         trials = []
         for c in candidates:
-            extra = tracker_name(None, c).partition("@")[2]
-            row = results["trackers"][siamtrack_label(weights, extra)]
+            row = results["trackers"][siamtrack_label(weights, _extra(c))]
             if row["auc"] is None:
                 raise SiamTrackError(f"candidate {c} could not run: {row.get('status')}")
             trials.append(Trial(c, row["auc"], row["precision"]))
@@ -98,5 +102,5 @@ def report(best: Overrides, trials: list[Trial]) -> str:
     """Markdown: every trial (best first) and the winning overrides as JSON for ``--tracker-config``."""
     lines = ["| overrides | AUC | P@20 |", "|---|---|---|"]
     for t in sorted(trials, key=lambda t: -t.auc):
-        lines.append(f"| {_key(t.overrides) if t.overrides else '(defaults)'} | {t.auc:.3f} | {t.precision:.3f} |")
+        lines.append(f"| {_key(t.overrides)} | {t.auc:.3f} | {t.precision:.3f} |")
     return "\n".join(lines) + f"\n\nbest: {_key(best)}\n"

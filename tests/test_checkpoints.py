@@ -94,7 +94,7 @@ def test_other_architecture_lists_expected_and_found_shapes(tmp_path):
 
 def test_foreign_state_dict_names_what_was_expected(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "x.pth")
-    with pytest.raises(WeightsError, match="neither a siamtrack checkpoint nor a siamfc-pytorch state dict .*backbone.conv1.0.weight"):
+    with pytest.raises(WeightsError, match="neither a siamtrack checkpoint nor a siamfc-pytorch or NanoTrack state dict .*backbone.conv1.0.weight .*ban_head"):
         load_checkpoint(tmp_path / "x.pth")
 
 

@@ -67,7 +67,7 @@ def test_onnx_and_torchscript_equal_the_network(head):
         z = sb.run(None, {"crops": z_crops})[0]
         got = sh.run(None, {"exemplar": z, "search": sb.run(None, {"crops": x_crops})[0]})[0]
         with torch.no_grad():
-            scripted = script(script.embed(torch.from_numpy(z_crops)), script.embed(torch.from_numpy(x_crops))).numpy()
+            scripted = script(script.embed(torch.from_numpy(z_crops)), script.embed(torch.from_numpy(x_crops)))[0].numpy()
         n = (x_crops.shape[1] - 127) // 8 + 1
         assert got.shape == scripted.shape == want.shape == (len(x_crops), 1, n, n)
         tol = 1e-4 * np.abs(want).max()
@@ -111,7 +111,7 @@ def test_cli_writes_loadable_onnx_and_torchscript(random_weights, tmp_path, caps
     script = torch.jit.load(str(tmp_path / "t" / "siamtrack.pt"))
     z_crops, x_crops = crops(2, 127, 5), crops(4, 255, 6)
     with torch.no_grad():
-        got = script(script.embed(torch.from_numpy(z_crops)), script.embed(torch.from_numpy(x_crops))).numpy()
+        got = script(script.embed(torch.from_numpy(z_crops)), script.embed(torch.from_numpy(x_crops)))[0].numpy()
     want = reference(random_net(), z_crops, x_crops)
     assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
 

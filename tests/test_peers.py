@@ -43,9 +43,9 @@ def test_dnn_peers_without_or_with_missing_models_are_reported_not_dropped(tmp_p
 def test_siamtrack_variants_and_their_failures(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")
-    broken, typo = parse_trackers(f"siamtrack:{bad},siamtrack:{bad}@scale_nmu=1")
+    broken, typo = parse_trackers(f"siamtrack:{bad},siamtrack@scale_nmu=1")
     assert broken.name == "siamtrack:broken" and broken.factory is None and broken.error.startswith("not run: ")
-    assert typo.name == "siamtrack:broken@scale_nmu=1" and "unknown TrackerConfig option(s): scale_nmu" in typo.error
+    assert typo.name == "siamtrack@scale_nmu=1" and "unknown TrackerConfig option(s): scale_nmu" in typo.error
     assert siamtrack_label(None, "") == "siamtrack"
     assert siamtrack_label("siamtrack_small", "scale_num=1") == "siamtrack:siamtrack_small@scale_num=1"
 

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.postprocess import PeakFinder, cubic_weights, hann_window, interpolation_mass, locate_peak_reference
+from tracker.postprocess.siamfc import PeakFinder, cubic_weights, hann_window, interpolation_mass, locate_peak_reference
 
 
 def test_cubic_tables_reproduce_cv2_resize():
@@ -102,7 +102,7 @@ def test_numba_matches_reference_on_real_responses(weights, shared_dir):
     seq = load_dataset(shared_dir / "data" / "sequences", names=["vot_car1"])[0]
     tracker = SiamTracker(weights, device="cpu")
     multi = tracker._multi
-    finder = multi.finder
+    finder = multi.step.finder
     checked = 0
     for i, frame in enumerate(seq.frames()):
         if i == 0:
@@ -110,8 +110,8 @@ def test_numba_matches_reference_on_real_responses(weights, shared_dir):
             continue
         target = multi._targets[tracker._id]
         buf = multi._search_buffer(multi.config.scale_num)
-        target.search_into(frame, buf)
-        responses = multi.engine.respond(multi._kernels_for((tracker._id,)), buf)
+        multi.step.search_into(target, frame, buf)
+        responses = multi.engine.respond(multi._kernels_for((tracker._id,)), buf)[0][:, 0]
         want = locate_peak_reference(responses, finder.penalties, finder.window, finder.window_influence)
         got = finder(responses)
         assert got[:3] == want[:3]

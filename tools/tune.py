@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tracker.errors import SiamTrackError
 from tracker.evaluation.tuning import bench_evaluator, coordinate_search, parse_grid, report
+from tracker.model_zoo import resolve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", help="comma-separated sequence names of the split to use (default: all)")
     parser.add_argument("--weights", help="model name or checkpoint (default: the shipped default)")
     parser.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2",
-                        help="a TrackerConfig field and the values to try (repeat for more fields)")
+                        help="a loop config field (TrackerConfig or BoxTrackerConfig, by the model's family) and the values "
+                             "to try (repeat for more fields)")
     parser.add_argument("--start", default="{}", metavar="JSON", help="overrides to start from")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the parameters (default 1)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--out", default="runs/tune", help="folder for the trial box files and tune.json/tune.md")
     args = parser.parse_args(argv)
     try:
-        grid = parse_grid(args.param)
+        grid = parse_grid(args.param, resolve(args.weights)[0].config.family)
         out = Path(args.out)
         names = [n for n in args.sequences.split(",") if n] if args.sequences else None
         evaluate = bench_evaluator(Path(args.dataset), out, args.weights, args.split or None, args.workers, names)

@@ -1,8 +1,8 @@
 """Dataclass configs: one place for every tunable number, with the paper's defaults."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -16,8 +16,9 @@ def _from_dict(cls, data: dict[str, Any]):
 
 @dataclass
 class ModelConfig:
-    """Architecture of a Siamese network; stored inside every checkpoint so it can be rebuilt."""
+    """Architecture of a SiamFC network; stored inside every checkpoint so it can be rebuilt."""
 
+    family: ClassVar[str] = "siamfc"
     backbone: str = "alexnet"
     width: float = 1.0          # channel multiplier (0.3 -> 28/76/114/114/76 channels)
     head: str = "xcorr"          # xcorr | cosine | euclidean | manhattan
@@ -34,28 +35,101 @@ class ModelConfig:
         return _from_dict(cls, data)
 
 
+# MobileNetV3-small blocks of NanoTrack v1/v2 (total stride 16): kernel, hidden, out, SE width (0 = none),
+# h-swish (else ReLU), stride.
+NANOTRACK_BLOCKS = ((3, 16, 16, 8, False, 2), (3, 72, 24, 0, False, 2), (3, 88, 24, 0, False, 1),
+                    (5, 96, 40, 24, True, 2), (5, 240, 40, 64, True, 1), (5, 240, 40, 64, True, 1),
+                    (5, 120, 48, 32, True, 1), (5, 144, 48, 40, True, 1))
+
+
 @dataclass
-class TrackerConfig:
-    """SiamFC tracking-loop hyperparameters (Bertinetto et al. 2016 defaults)."""
+class BoxModelConfig:
+    """Architecture of a box-regression Siamese network (NanoTrack / SiamBAN style); stored in checkpoints.
+
+    backbone: a 3x3 stride-2 stem, then inverted residuals (``blocks``); optional 1x1 adjust (neck);
+    head: pixel-wise correlation (every exemplar cell against every search cell, channel attention),
+    optionally plus a depth-wise correlation of the exemplar's centre; then cls and loc towers.
+    """
+
+    family: ClassVar[str] = "box"
+    stem: int = 16
+    blocks: tuple[tuple[Any, ...], ...] = NANOTRACK_BLOCKS + ((5, 288, 96, 72, True, 1),)
+    adjust: int = 0                 # neck: 1x1 conv + BN to this many channels; 0 = none
+    depthwise: bool = True          # add the depth-wise correlation branch (NanoTrack v3)
+    shared_correlation: bool = False  # one correlation feeds both towers (NanoTrack v1)
+    project: bool = True            # 1x1 conv + BN on exemplar and search features before correlating
+    exemplar_cells: int = 64        # exemplar feature cells (8 x 8 for a 127 crop): the attention width
+    template_crop: int = 4          # centre crop of the exemplar map for the depth-wise branch
+    cls_tower: tuple[int, ...] = (3, 3, 3, 3, 3, 3)  # depth-wise kernel of each tower block
+    loc_tower: tuple[int, ...] = (3, 3, 3, 3, 3, 3)
+    cls_channels: int = 96
+    loc_channels: int = 96
+    tower_block: str = "linear_pw"  # linear_pw: dw-BN-ReLU6-pw-BN (v3) | act_pw: dw-pw-BN-ReLU6 (v1/v2)
+    input_order: str = "bgr"        # channel order the weights expect for 0-255 input
+
+    def __post_init__(self) -> None:
+        self.blocks = tuple(tuple(b) for b in self.blocks)  # JSON round trips give lists
+        self.cls_tower, self.loc_tower = tuple(self.cls_tower), tuple(self.loc_tower)
+        for b in self.blocks:
+            if len(b) != 6 or b[5] not in (1, 2):
+                raise ValueError(f"each block is (kernel, hidden, out, se, hswish, stride 1|2), got {b}")
+        if self.tower_block not in ("linear_pw", "act_pw"):
+            raise ValueError(f"tower_block must be 'linear_pw' or 'act_pw', got {self.tower_block!r}")
+        if self.input_order not in ("rgb", "bgr"):
+            raise ValueError(f"input_order must be 'rgb' or 'bgr', got {self.input_order!r}")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the embedding the head sees."""
+        return self.adjust or self.blocks[-1][2]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BoxModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class LoopConfig:
+    """What every family's tracking loop shares: crop geometry, window weight, lost state, re-detection."""
 
     exemplar_size: int = 127
     instance_size: int = 255
     context: float = 0.5
+    total_stride: int = 8
+    window_influence: float = 0.176
+    lost_threshold: float = 0.0  # confidence below which the target is reported lost (0 = never)
+    lost_patience: int = 1       # consecutive low-confidence frames before entering the lost state
+    recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
+    confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
+    redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
+
+    def _check_window(self) -> None:
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return _from_dict(cls, data)
+
+
+@dataclass
+class TrackerConfig(LoopConfig):
+    """SiamFC tracking-loop hyperparameters (Bertinetto et al. 2016 defaults)."""
+
     scale_num: int = 3
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59
     response_size: int = 0       # 0 = derived: (instance_size - exemplar_size) / total_stride + 1 (17 for 255/127/8)
     response_up: int = 16
-    total_stride: int = 8
-    window_influence: float = 0.176
     min_scale: float = 0.2       # search size clamp, relative to its initial value
     max_scale: float = 5.0
-    lost_threshold: float = 0.0  # confidence below which the target is reported lost (0 = never)
-    lost_patience: int = 1       # consecutive low-confidence frames before entering the lost state
-    recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
-    confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
-    redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
 
     def __post_init__(self) -> None:
         if self.scale_num < 1:
@@ -73,15 +147,11 @@ class TrackerConfig:
                              f"(the network gives {derived}x{derived}); leave response_size out to derive it")
         if self.response_up < 1:
             raise ValueError(f"response_up must be >= 1, got {self.response_up}")
-        if not 0.0 <= self.window_influence <= 1.0:
-            raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
+        self._check_window()
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrackerConfig":
-        return _from_dict(cls, data)
+    @property
+    def searches_per_target(self) -> int:
+        return self.scale_num
 
     @property
     def upscale_size(self) -> int:
@@ -91,3 +161,29 @@ class TrackerConfig:
     def scale_factors(self) -> list[float]:
         half = (self.scale_num - 1) / 2
         return [self.scale_step ** (i - half) for i in range(self.scale_num)]
+
+
+@dataclass
+class BoxTrackerConfig(LoopConfig):
+    """Box-regression loop (NanoTrack / SiamBAN): scale/aspect-change penalty, cosine window, size smoothing.
+
+    Defaults are NanoTrack-v3's published ones; imported checkpoints carry their own version's values.
+    """
+
+    total_stride: int = 16
+    window_influence: float = 0.455
+    penalty_k: float = 0.138     # weight of the scale/aspect-change penalty exp(-(r_c * s_c - 1) * penalty_k)
+    lr: float = 0.348            # size smoothing: lr = penalty * score * this
+    min_size: float = 10.0       # smallest box side in pixels (the clip of the published loop)
+
+    searches_per_target: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        self._check_window()
+        if self.exemplar_size < self.total_stride or self.instance_size < self.exemplar_size:
+            raise ValueError(f"need total_stride <= exemplar_size <= instance_size, got {self.total_stride}, "
+                             f"{self.exemplar_size}, {self.instance_size}")
+        if not 0.0 <= self.lr <= 1.0:
+            raise ValueError(f"lr must be in [0, 1], got {self.lr}")
+        if self.penalty_k < 0:
+            raise ValueError(f"penalty_k must be >= 0, got {self.penalty_k}")

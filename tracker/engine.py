@@ -1,4 +1,4 @@
-"""Inference backends: uint8 BGR crops in, response maps out. The tracking loop sees only this.
+"""Inference backends: uint8 BGR crops in, network outputs out. The tracking loop sees only this.
 
 A backend embeds exemplars once (``embed``) and scores batches of search crops against them
 (``respond``); targets are independent rows, so one call serves one target or many.
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .errors import DeviceError
-from .models import SiameseNet, inference_copy
+from .models import Network, inference_copy
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -93,7 +93,7 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, net: SiameseNet, device: str | torch.device = "auto") -> None:
+    def __init__(self, net: Network, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
         self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
@@ -122,12 +122,13 @@ class TorchEngine:
         return self.net.embed(self._as_input(crops))
 
     @torch.inference_mode()
-    def scores(self, kernels: torch.Tensor, features: torch.Tensor) -> np.ndarray:
-        """Responses (M, n, n) float32 of search embeddings against their exemplars (the head stage)."""
-        return self.net.head(kernels, features)[:, 0].float().cpu().numpy()
+    def scores(self, kernels: torch.Tensor, features: torch.Tensor) -> tuple[np.ndarray, ...]:
+        """The family's outputs, float32 (M, k, n, n) each, of search embeddings against their exemplars
+        (the head stage): SiamFC (responses,), box regression (cls, loc)."""
+        return tuple(o.float().cpu().numpy() for o in self.net.outputs(kernels, features))
 
-    def respond(self, kernels: torch.Tensor, crops: np.ndarray) -> np.ndarray:
-        """Responses (M, n, n) float32 for M search crops; M is a multiple of len(kernels)."""
+    def respond(self, kernels: torch.Tensor, crops: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Outputs for M search crops; M is a multiple of len(kernels)."""
         return self.scores(kernels, self.features(crops))
 
     @staticmethod

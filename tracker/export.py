@@ -3,7 +3,9 @@
 Both formats take what the tracker crops: uint8 BGR crops (N, S, S, 3) as OpenCV gives them; the
 layout change and Conv+BN folding are baked into the graph, so callers need no pre-processing.
 The backbone maps crops to features; the head scores search features (Nx, C, H, W) against
-exemplar features (Nz, C, h, w), search i against exemplar i // (Nx / Nz).
+exemplar features (Nz, C, h, w), search i against exemplar i // (Nx / Nz). Its outputs are the
+family's: SiamFC ``response`` (Nx, 1, n, n); box regression ``cls`` (Nx, 2, n, n) logits and ``loc``
+(Nx, 4, n, n) l,t,r,b in search-crop pixels.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrackerConfig
+from .config import LoopConfig
+from .families import loop_config
 from .errors import OutputError
 from .model_zoo import resolve
-from .models import SiameseNet, inference_copy
+from .models import Network, inference_copy
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
@@ -28,17 +31,17 @@ BACKBONE_FILE, HEAD_FILE, TORCHSCRIPT_FILE, INFO_FILE = "backbone.onnx", "head.o
 
 
 class CropNet(nn.Module):
-    """An inference copy of a SiameseNet whose ``embed`` takes uint8 BGR crops (N, S, S, 3)."""
+    """An inference copy of a network whose ``embed`` takes uint8 BGR crops (N, S, S, 3)."""
 
-    def __init__(self, net: SiameseNet) -> None:
+    def __init__(self, net: Network) -> None:
         super().__init__()
         self.net = inference_copy(net, "bgr")
 
     def embed(self, crops: torch.Tensor) -> torch.Tensor:
         return self.net.embed(crops.permute(0, 3, 1, 2).float())
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.net.head(z, x)
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net.outputs(z, x)
 
 
 class _Embed(nn.Module):
@@ -50,15 +53,17 @@ class _Embed(nn.Module):
         return self.crop_net.embed(crops)
 
 
-def _examples(crop_net: CropNet, config: TrackerConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Example inputs of distinct batch sizes (2 exemplars, 6 searches) so no size is baked in."""
+def _examples(crop_net: CropNet, config: LoopConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Example inputs: 2 exemplars and 2 x k searches (k = 3 where the family allows several searches
+    per exemplar, as SiamFC's scales) so no batch size is baked in."""
+    k = crop_net.net.searches_per_exemplar or 3
     z_crops = torch.zeros(2, config.exemplar_size, config.exemplar_size, 3, dtype=torch.uint8)
-    x_crops = torch.zeros(6, config.instance_size, config.instance_size, 3, dtype=torch.uint8)
+    x_crops = torch.zeros(2 * k, config.instance_size, config.instance_size, 3, dtype=torch.uint8)
     with torch.no_grad():
         return z_crops, crop_net.embed(z_crops), crop_net.embed(x_crops)
 
 
-def _quiet_export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], output: str,
+def _quiet_export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
                   axes: dict[str, dict[int, str]]) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -66,33 +71,39 @@ def _quiet_export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list
         # feature size is fixed by design) are not actionable for our users.
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, input_names=names,
-                          output_names=[output], dynamic_axes=axes)
+                          output_names=outputs, dynamic_axes=axes)
     return buf.getvalue()
 
 
-def onnx_models(net: SiameseNet, config: TrackerConfig | None = None) -> tuple[bytes, bytes]:
-    """Serialized ONNX (backbone, head): crops -> features; (exemplar, search features) -> response."""
+def _default_config(net: Network) -> LoopConfig:
+    return loop_config(net.config.family, {})
+
+
+def onnx_models(net: Network, config: LoopConfig | None = None) -> tuple[bytes, bytes]:
+    """Serialized ONNX (backbone, head): crops -> features; (exemplar, search features) -> outputs."""
     crop_net = CropNet(net).eval()
-    z_crops, z, x = _examples(crop_net, config or TrackerConfig())
-    backbone = _quiet_export(_Embed(crop_net), (z_crops,), ["crops"], "features",
+    z_crops, z, x = _examples(crop_net, config or _default_config(net))
+    backbone = _quiet_export(_Embed(crop_net), (z_crops,), ["crops"], ["features"],
                              {"crops": {0: "batch", 1: "height", 2: "width"}, "features": {0: "batch", 2: "fh", 3: "fw"}})
-    head = _quiet_export(crop_net, (z, x), ["exemplar", "search"], "response",
+    outputs = list(net.output_names)
+    head = _quiet_export(crop_net, (z, x), ["exemplar", "search"], outputs,
                          {"exemplar": {0: "targets"}, "search": {0: "batch", 2: "height", 3: "width"},
-                          "response": {0: "batch", 2: "rh", 3: "rw"}})
+                          **{name: {0: "batch", 2: "rh", 3: "rw"} for name in outputs}})
     return backbone, head
 
 
-def torchscript_module(net: SiameseNet, config: TrackerConfig | None = None) -> torch.jit.ScriptModule:
+def torchscript_module(net: Network, config: LoopConfig | None = None) -> torch.jit.ScriptModule:
     """Traced module with ``embed(crops)`` and ``forward(exemplar_features, search_features)``."""
     crop_net = CropNet(net).eval()
-    z_crops, z, x = _examples(crop_net, config or TrackerConfig())
+    z_crops, z, x = _examples(crop_net, config or _default_config(net))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.jit.trace_module(crop_net, {"embed": (z_crops,), "forward": (z, x)})
 
 
-def _info(fmt: str, net: SiameseNet, config: TrackerConfig, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"format": f"siamtrack-{fmt}", "model": metadata.get("name", ""), "model_config": {**net.config.to_dict(), "input_order": "bgr"},
+def _info(fmt: str, net: Network, config: LoopConfig, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"format": f"siamtrack-{fmt}", "model": metadata.get("name", ""), "family": net.config.family,
+            "outputs": list(net.output_names), "model_config": {**net.config.to_dict(), "input_order": "bgr"},
             "tracker_config": config.to_dict(),
             "inputs": "uint8 BGR crops (N, S, S, 3); exemplar S = exemplar_size, search S = instance_size"}
 
@@ -102,7 +113,7 @@ def export(weights: str | os.PathLike | None, fmt: str, output: str | os.PathLik
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     net, overrides, metadata = resolve(weights)
-    config = TrackerConfig.from_dict(overrides)
+    config = loop_config(net.config.family, overrides)
     out = Path(output)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import WeightsError
-from .models import SiameseNet, load_checkpoint
+from .models import Network, load_checkpoint
 from .models.checkpoints import file_sha256
 
 REGISTRY = "registry.json"
@@ -54,8 +54,14 @@ def default_model_name() -> str:
     return models[""].name
 
 
-def resolve(weights: str | os.PathLike | None) -> tuple[SiameseNet, dict[str, Any], dict[str, Any]]:
-    """Load a shipped model by name (sha256-verified), or a checkpoint path; None = the default."""
+def resolve(weights: str | os.PathLike | Sequence[str | os.PathLike] | None) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """Load a shipped model by name (sha256-verified), or a checkpoint path; None = the default.
+
+    Paths may also name third-party weights, detected by content: a siamfc-pytorch or NanoTrack state
+    dict, or a NanoTrack ONNX pair as its folder, two paths, or one string ``BACKBONE.onnx,HEAD.onnx``.
+    """
+    if isinstance(weights, (list, tuple)):
+        return _load_path(list(weights))
     models = shipped_models()
     key = "" if weights is None else str(weights)
     if key in models:
@@ -70,8 +76,15 @@ def resolve(weights: str | os.PathLike | None) -> tuple[SiameseNet, dict[str, An
     if weights is None:
         raise WeightsError("no shipped default model found (weights/registry.json missing); pass weights=PATH to a checkpoint")
     path = Path(weights)
-    if not path.exists() and os.sep not in key and not key.endswith((".pth", ".pt")):
+    if "," in key and not path.exists():
+        return _load_path(key.split(","))
+    if not path.exists() and os.sep not in key and not key.endswith((".pth", ".pt", ".onnx")):
         names = ", ".join(sorted(k for k in models if k)) or "none installed"
         raise WeightsError(f"unknown model {key!r}: not a shipped model name ({names}) nor an existing file")
-    net, overrides, meta = load_checkpoint(path)
-    return net, overrides, {**meta, "name": meta.get("name", path.stem)}
+    return _load_path(path)
+
+
+def _load_path(source: Path | list[str | os.PathLike]) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    net, overrides, meta = load_checkpoint(source)
+    default = source.stem if isinstance(source, Path) else Path(source[0]).parent.name or "onnx"
+    return net, overrides, {**meta, "name": meta.get("name", meta.get("source") if meta.get("source", "").startswith("nanotrack") else default)}

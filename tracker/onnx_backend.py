@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from .config import TrackerConfig
+from .config import LoopConfig
 from .engine import resolve_device
 from .errors import DeviceError
 from .export import onnx_models
-from .models import SiameseNet
+from .models import Network
 
 CUDA = "CUDAExecutionProvider"
 
@@ -49,13 +49,14 @@ class OnnxEngine:
 
     name = "onnxruntime"
 
-    def __init__(self, net: SiameseNet, device: str = "auto", threads: int | None = None,
-                 config: TrackerConfig | None = None) -> None:
+    def __init__(self, net: Network, device: str = "auto", threads: int | None = None,
+                 config: LoopConfig | None = None) -> None:
         backbone, head = onnx_models(net, config)
         providers = providers_for(device)
         opts = session_options(threads)
         self.backbone = ort.InferenceSession(backbone, opts, providers=providers)
         self.head = ort.InferenceSession(head, opts, providers=providers)
+        self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
@@ -67,13 +68,14 @@ class OnnxEngine:
         crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
         return self.backbone.run_with_ort_values(["features"], {"crops": crops_value})[0]
 
-    def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> np.ndarray:
-        """Responses (M, n, n) float32 of search embeddings against their exemplars."""
+    def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> tuple[np.ndarray, ...]:
+        """The family's outputs (float32, (M, k, n, n) each) of search embeddings against their exemplars."""
         kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
-        return self.head.run_with_ort_values(["response"], {"exemplar": kernel_value, "search": features})[0].numpy()[:, 0]
+        values = self.head.run_with_ort_values(self.output_names, {"exemplar": kernel_value, "search": features})
+        return tuple(v.numpy() for v in values)
 
-    def respond(self, kernels: np.ndarray, crops: np.ndarray) -> np.ndarray:
-        """Responses (M, n, n) float32 for M search crops; M is a multiple of len(kernels)."""
+    def respond(self, kernels: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Outputs for M search crops; M is a multiple of len(kernels)."""
         return self.scores(kernels, self.features(crops))
 
     @staticmethod

@@ -1,27 +1,28 @@
-"""The SiamFC tracking loop: SiamTracker (one target) and MultiTracker (many, one batched pass).
+"""The tracking lifecycle shared by every model family: SiamTracker (one target), MultiTracker (many, one
+batched pass), lost state and re-detection.
 
-Per frame and target: crop the search region at S scales -> backbone -> head -> responses ->
-post-processing -> new centre and size. The exemplar embedding is computed once at ``init``.
-A confidence below ``lost_threshold`` puts the target in a lost state: the box stops moving and
-a single-scale search over a growing region (up to the whole frame) looks for it again.
+Per frame and target: the family's step crops the search region(s) -> backbone -> head -> network
+outputs -> the step's post-processing proposes a new centre and size (tracker/families). The
+exemplar embedding is computed once at ``init``. A confidence below ``lost_threshold`` puts the
+target in a lost state: the box stops moving and one search over a growing region (up to the whole
+frame) looks for it again.
 """
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from .config import TrackerConfig
+from .config import LoopConfig
 from .crops import crop_into, mean_colour
 from .engine import TorchEngine, resolve_device, set_threads
 from .errors import FrameError
+from .families import Step, build_step, loop_config
 from .inputs import as_bgr, check_box
 from .model_zoo import resolve
-from .postprocess import PeakFinder
 
 MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of instance_size
 
@@ -36,33 +37,37 @@ class TrackResult:
 
 
 class _Target:
-    """Geometry and lost-state of one tracked object; knows nothing about the network."""
+    """Geometry and lost state of one tracked object; knows nothing about the network or its family."""
 
-    def __init__(self, cfg: TrackerConfig, frame: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    def __init__(self, cfg: LoopConfig, frame: np.ndarray, box: tuple[float, float, float, float]) -> None:
         x, y, w, h = box
         self.cfg = cfg
-        self.cx, self.cy = x + (w - 1) / 2, y + (h - 1) / 2
-        self.w, self.h = w, h
-        ctx = cfg.context * (w + h)
-        self.z_sz = math.sqrt((w + ctx) * (h + ctx))
-        self.x_sz = self.z_sz * cfg.instance_size / cfg.exemplar_size
+        self._set(x + (w - 1) / 2, y + (h - 1) / 2, w, h)
         self.base_x_sz = self.x_sz
         self.border = mean_colour(frame)
-        self.scales = np.asarray(cfg.scale_factors)
         self.lost = False
         self.low_count = 0
         self.growth = 1.0
+        self.frame_shape = frame.shape[:2]
         self.frame_side = max(frame.shape[:2])
         self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
         self._confident = self._geometry()
 
+    def _set(self, cx: float, cy: float, w: float, h: float) -> None:
+        """Move to a centre and size; the exemplar and search extents follow (context around the box)."""
+        self.cx, self.cy, self.w, self.h = cx, cy, w, h
+        ctx = self.cfg.context * (w + h)
+        self.z_sz = math.sqrt((w + ctx) * (h + ctx))
+        self.x_sz = self.z_sz * self.cfg.instance_size / self.cfg.exemplar_size
+
     def _geometry(self) -> tuple[float, ...]:
-        return self.cx, self.cy, self.w, self.h, self.z_sz, self.x_sz
+        return self.cx, self.cy, self.w, self.h
 
     def confidence(self, raw: float) -> float:
-        """Peak response relative to the target's recent peaks, clipped to [0, 1]. Relative, because raw
-        scales differ from model to model (one threshold fits all), and recent, so a target that slowly
-        turns keeps ~1 while one that vanishes drops at once (the reference is frozen while low/lost)."""
+        """Peak relative to the target's recent peaks, clipped to [0, 1] (families whose raw score is
+        already a probability keep the reference at 1). Relative, because raw scales differ from model
+        to model (one threshold fits all), and recent, so a target that slowly turns keeps ~1 while one
+        that vanishes drops at once (the reference is frozen while low/lost)."""
         return min(max(raw / self.reference, 0.0), 1.0)
 
     @property
@@ -72,30 +77,17 @@ class _Target:
     def exemplar_into(self, frame: np.ndarray, out: np.ndarray) -> None:
         crop_into(frame, self.cx, self.cy, self.z_sz, out, self.border)
 
-    def search_into(self, frame: np.ndarray, out: np.ndarray) -> None:
-        for i, f in enumerate(self.scales):
-            crop_into(frame, self.cx, self.cy, self.x_sz * f, out[i], self.border)
-
-    def step(self, responses: np.ndarray, finder: PeakFinder) -> TrackResult:
-        """Apply one frame's responses (S, n, n) from :meth:`search_into` crops."""
-        cfg = self.cfg
-        s, r, c, raw = finder(responses)
+    def apply(self, proposal: tuple[float, float, float, float, float], relative: bool) -> TrackResult:
+        """Take the step's (raw score, cx, cy, w, h) unless the confidence says the target is lost."""
+        raw, cx, cy, w, h = proposal
         score = self.confidence(raw)
         if self._enters_lost(score):
             return TrackResult(self.box, score, True)
-        half = (finder.upscale_size - 1) / 2
-        step = cfg.total_stride / cfg.response_up * self.x_sz * self.scales[s] / cfg.instance_size
-        self.cx += (c - half) * step
-        self.cy += (r - half) * step
-        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scales[s]
-        scale = min(max(self.x_sz * scale, cfg.min_scale * self.base_x_sz), cfg.max_scale * self.base_x_sz) / self.x_sz
-        self.w *= scale
-        self.h *= scale
-        self.z_sz *= scale
-        self.x_sz *= scale
+        self._set(cx, cy, w, h)
         if not self.low_count:
             self._confident = self._geometry()
-            self.reference += self.cfg.confidence_rate * (max(raw, 1e-6) - self.reference)
+            if relative:
+                self.reference += self.cfg.confidence_rate * (max(raw, 1e-6) - self.reference)
         return TrackResult(self.box, score, False)
 
     def _enters_lost(self, score: float) -> bool:
@@ -107,13 +99,13 @@ class _Target:
         self.low_count += 1
         if self.low_count < self.cfg.lost_patience:
             return False
-        self.cx, self.cy, self.w, self.h, self.z_sz, self.x_sz = self._confident
+        self._set(*self._confident)
         self.lost = True
         self.growth = 1.0
         return True
 
     def redetect_crop(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """A single-scale crop over a region grown by ``redetect_growth`` per lost frame (to the frame)."""
+        """A single crop over a region grown by ``redetect_growth`` per lost frame (to the frame)."""
         cfg = self.cfg
         limit = max(2.0 * self.frame_side / self.x_sz, 1.0)
         if self.growth < min(limit, MAX_REDETECT_FACTOR):  # steps of a fixed ladder: few crop sizes, few buffers
@@ -125,19 +117,13 @@ class _Target:
         crop_into(frame, self.cx, self.cy, crop_px, buf[0], self.border)
         return buf, crop_px
 
-    def redetect(self, response: np.ndarray, crop_px: float, out_size: int) -> TrackResult:
-        """Jump to the peak of a lost-state response if it is confident enough; else stay lost."""
-        cfg = self.cfg
-        n = response.shape[0]
-        up = cv2.resize(response, (n * cfg.response_up, n * cfg.response_up), interpolation=cv2.INTER_CUBIC)
-        r, c = np.unravel_index(int(np.argmax(up)), up.shape)
-        score = self.confidence(float(up[r, c]))
-        if score < max(cfg.lost_threshold, cfg.recover_threshold):
+    def redetect(self, found: tuple[float, float, float]) -> TrackResult:
+        """Jump to the step's lost-state peak (raw, cx, cy) if it is confident enough; else stay lost."""
+        raw, cx, cy = found
+        score = self.confidence(raw)
+        if score < max(self.cfg.lost_threshold, self.cfg.recover_threshold):
             return TrackResult(self.box, score, True)
-        half = (up.shape[0] - 1) / 2
-        step = cfg.total_stride / cfg.response_up * crop_px / out_size
-        self.cx += (c - half) * step
-        self.cy += (r - half) * step
+        self._set(cx, cy, self.w, self.h)
         self.lost = False
         self.low_count = 0
         self.growth = 1.0
@@ -145,7 +131,7 @@ class _Target:
         return TrackResult(self.box, score, False)
 
 
-def build_engine(net, backend: str, device: str, config: TrackerConfig | None = None):
+def build_engine(net, backend: str, device: str, config: LoopConfig | None = None):
     """'auto' = onnxruntime on CPU (~11 % less CPU per frame than torch with the same boxes, < 0.5 px
     on the validation split; tools/speed.py), torch on a GPU."""
     if backend == "auto":
@@ -169,12 +155,12 @@ class MultiTracker:
                  threads: int | None = None, **config: Any) -> None:
         set_threads(threads)  # None: the cores other processes leave free
         net, overrides, self.metadata = resolve(weights)
-        self.config = TrackerConfig.from_dict({**overrides, **config})
+        self.family = net.config.family
+        self.config = loop_config(self.family, {**overrides, **config})
         self.model_config = net.config
         self.engine = build_engine(net, backend, device, self.config)
         cfg = self.config
-        self.finder = PeakFinder(cfg.response_size, cfg.response_up, cfg.scale_num, cfg.scale_penalty, cfg.window_influence)
-        self.finder(np.zeros((cfg.scale_num, cfg.response_size, cfg.response_size), np.float32))  # JIT warm-up
+        self.step: Step = build_step(self.family, cfg)
         self._targets: dict[int, _Target] = {}
         self._kernels: dict[int, Any] = {}
         self._batch: tuple[tuple[int, ...], Any] | None = None
@@ -203,7 +189,8 @@ class MultiTracker:
         tid = self._next_id
         self._next_id += 1
         self._kernels[tid] = self.engine.embed(self._exemplar)
-        target.reference = self._own_peak(self._kernels[tid], frame, target)
+        if self.step.relative_confidence:
+            target.reference = self._own_peak(self._kernels[tid], frame, target)
         self._targets[tid] = target
         self._batch = None
         return tid
@@ -212,7 +199,7 @@ class MultiTracker:
         """The exemplar's peak response on the search crop of its own frame: 'as alike as it gets'."""
         size = self.config.instance_size
         crop = crop_into(frame, target.cx, target.cy, target.x_sz, np.empty((size, size, 3), np.uint8), target.border)
-        return max(float(self.engine.respond(kernel, crop[None]).max()), 1e-6)
+        return max(float(self.engine.respond(kernel, crop[None])[0].max()), 1e-6)
 
     def remove(self, tid: int) -> None:
         if tid not in self._targets:
@@ -241,19 +228,22 @@ class MultiTracker:
         frame = self._check_frame(frame)
         results: dict[int, TrackResult] = {}
         active = tuple(i for i, t in self._targets.items() if not t.lost)
+        step = self.step
         if active:
-            s = self.config.scale_num
+            s = step.crops_per_target
             buf = self._search_buffer(len(active) * s)
             for k, tid in enumerate(active):
-                self._targets[tid].search_into(frame, buf[k * s:(k + 1) * s])
-            responses = self.engine.respond(self._kernels_for(active), buf)
+                step.search_into(self._targets[tid], frame, buf[k * s:(k + 1) * s])
+            outputs = self.engine.respond(self._kernels_for(active), buf)
             for k, tid in enumerate(active):
-                results[tid] = self._targets[tid].step(responses[k * s:(k + 1) * s], self.finder)
+                target = self._targets[tid]
+                mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
+                results[tid] = target.apply(step.propose(target, mine), step.relative_confidence)
         for tid, target in self._targets.items():
             if tid not in results:
                 crop, crop_px = target.redetect_crop(frame)
-                response = self.engine.respond(self._kernels[tid], crop)[0]
-                results[tid] = target.redetect(response, crop_px, crop.shape[1])
+                outputs = self.engine.respond(self._kernels[tid], crop)
+                results[tid] = target.redetect(step.relocate(target, outputs, crop_px, crop.shape[1]))
         return results
 
 
@@ -261,7 +251,9 @@ class SiamTracker:
     """Single-target Siamese tracker: ``init(frame, box)`` then ``update(frame) -> TrackResult``.
 
     ``weights``: a shipped model name, a path to our checkpoint or to a siamfc-pytorch checkpoint,
-    or None for the default shipped model. ``config`` overrides :class:`TrackerConfig` fields.
+    or None for the default shipped model; also a NanoTrack state dict or ONNX pair (the two files or their
+    folder). ``config`` overrides the family's loop config fields (:class:`TrackerConfig` for SiamFC,
+    :class:`BoxTrackerConfig` for box regression).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto",
@@ -270,7 +262,7 @@ class SiamTracker:
         self._id: int | None = None
 
     @property
-    def config(self) -> TrackerConfig:
+    def config(self) -> LoopConfig:
         return self._multi.config
 
     @property
@@ -295,6 +287,3 @@ class SiamTracker:
             raise RuntimeError("call init(frame, box) first")
         return self._multi.box(self._id)
 
-
-def with_config(config: TrackerConfig, **changes: Any) -> TrackerConfig:
-    return replace(config, **changes)

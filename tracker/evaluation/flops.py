@@ -15,8 +15,8 @@ from typing import Any, Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..config import TrackerConfig
-from ..models import SiameseNet
+from ..config import LoopConfig
+from ..models import Network
 
 aten = torch.ops.aten
 
@@ -82,7 +82,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 @dataclass(frozen=True)
 class ModelFlops:
-    """Per-frame cost of one target: ``backbone`` on the scale_num search crops, ``head`` on them;
+    """Per-frame cost of one target: ``backbone`` on its search crops (SiamFC: one per scale), ``head`` on them;
     ``exemplar`` is paid once per ``init``."""
 
     backbone: int
@@ -94,16 +94,16 @@ class ModelFlops:
         return self.backbone + self.head
 
 
-def model_flops(net: SiameseNet, config: TrackerConfig) -> ModelFlops:
-    """FLOPs of one tracking step of ``net`` under ``config`` (one target, all scales)."""
+def model_flops(net: Network, config: LoopConfig) -> ModelFlops:
+    """FLOPs of one tracking step of ``net`` under ``config`` (one target, all its search crops)."""
     net = net.eval()
     z_img = torch.zeros(1, 3, config.exemplar_size, config.exemplar_size)
-    x_img = torch.zeros(config.scale_num, 3, config.instance_size, config.instance_size)
+    x_img = torch.zeros(config.searches_per_target, 3, config.instance_size, config.instance_size)
     with torch.no_grad():
         z = net.embed(z_img)
         x = net.embed(x_img)
     return ModelFlops(backbone=count_flops(lambda: net.embed(x_img)),
-                      head=count_flops(lambda: net.head(z, x)),
+                      head=count_flops(lambda: net.outputs(z, x)),
                       exemplar=count_flops(lambda: net.embed(z_img)))
 
 

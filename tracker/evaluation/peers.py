@@ -1,7 +1,7 @@
 """Trackers a benchmark compares, named on the command line: siamtrack variants and OpenCV peers.
 
 Names: ``siamtrack`` (the default shipped model), ``siamtrack:WEIGHTS`` (a shipped model name or a
-checkpoint path), either followed by ``@key=value,...`` TrackerConfig overrides (e.g.
+checkpoint path), either followed by ``@key=value,...`` loop-config overrides (e.g.
 ``siamtrack@scale_num=1``); ``csrt``, ``kcf``, ``mil`` (OpenCV contrib), ``nanotrack`` and ``vit``
 (OpenCV DNN trackers; need their ONNX model paths). A peer that cannot run becomes a spec with
 ``error`` set, reported as "not run: why" instead of being dropped.
@@ -12,6 +12,7 @@ build their own trackers.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from ..config import TrackerConfig
 from ..errors import SiamTrackError
 from ..model_zoo import shipped_models
 from ..models.checkpoints import file_sha256
@@ -138,6 +138,13 @@ def _overrides(text: str) -> dict[str, Any]:
     return out
 
 
+def weights_digest(path: Path) -> str:
+    """sha256 of a weights file, or of the sorted .onnx files of an ONNX-pair folder."""
+    if not path.is_dir():
+        return file_sha256(path)
+    return hashlib.sha256("".join(file_sha256(p) for p in sorted(path.glob("*.onnx"))).encode()).hexdigest()
+
+
 def siamtrack_label(weights: str | None, extra: str) -> str:
     """Short display name: 'siamtrack', 'siamtrack:NAME' or 'siamtrack:FILESTEM', plus '@overrides'."""
     label = "siamtrack"
@@ -151,8 +158,7 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
     weights = head.partition(":")[2] or None
     name = siamtrack_label(weights, extra)
     try:
-        overrides = _overrides(extra)
-        TrackerConfig.from_dict(overrides)
+        overrides = _overrides(extra)  # checked against the model's own loop config when probed below
     except (SiamTrackError, ValueError, TypeError) as exc:
         return TrackerSpec(name, None, f"not run: {exc}")
     factory = functools.partial(SiamTracker, weights, device=options.device, backend=options.backend, threads=1,
@@ -163,7 +169,7 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
         return TrackerSpec(name, None, f"not run: {exc}")
     models = shipped_models()
     key = weights or ""
-    digest = file_sha256(models[key].path if key in models else Path(key))
+    digest = weights_digest(models[key].path if key in models else Path(key))
     config = json.dumps(probe.config.to_dict(), sort_keys=True)
     return TrackerSpec(name, factory, identity=f"siamtrack {digest} {options.backend}/{options.device} {config}")
 

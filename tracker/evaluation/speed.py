@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import TrackerConfig
 from ..datasets import Sequence, load_dataset
+from ..families import loop_config
 from ..model_zoo import resolve, shipped_models
 from ..tracking import SiamTracker
 from .flops import ModelFlops, model_flops, onnx_flops
@@ -136,8 +136,8 @@ def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
             failed.append(TrackerSpeed(spec.name, error=spec.error or "not run"))
         elif isinstance(factory, functools.partial) and factory.func is SiamTracker:
             net, model_overrides, _ = resolve(factory.args[0])
-            cfg = TrackerConfig.from_dict({**model_overrides, **{k: v for k, v in factory.keywords.items()
-                                                                   if k not in ("device", "threads", "backend")}})
+            cfg = loop_config(net.config.family, {**model_overrides, **{k: v for k, v in factory.keywords.items()
+                                                                          if k not in ("device", "threads", "backend")}})
             cost = model_flops(net, cfg)
             for backend in opts.backends:
                 entries.append(_Entry(f"{spec.name} [{backend}]",
@@ -249,15 +249,16 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     multi = tracker._multi  # a profiler reaches inside on purpose: these are the hot-path pieces
     tid = tracker._id
     target = multi._targets[tid]
-    buf = multi._search_buffer(multi.config.scale_num)
+    step = multi.step
+    buf = multi._search_buffer(step.crops_per_target)
     kernels = multi._kernels_for((tid,))
-    target.search_into(frame, buf)
+    step.search_into(target, frame, buf)
     engine = multi.engine
     feats = engine.features(buf)
-    responses = engine.scores(kernels, feats)
-    calls = {"crop": lambda: target.search_into(frame, buf), "backbone": lambda: engine.features(buf),
+    outputs = engine.scores(kernels, feats)
+    calls = {"crop": lambda: step.search_into(target, frame, buf), "backbone": lambda: engine.features(buf),
              "head": lambda: engine.scores(kernels, feats),
-             "post": lambda: multi.finder(responses), "update": lambda: tracker.update(frame)}
+             "post": lambda: step.propose(target, outputs), "update": lambda: tracker.update(frame)}
     samples: dict[str, list[Timing]] = {k: [] for k in calls}
     for _ in range(repeats):
         for name, fn in calls.items():

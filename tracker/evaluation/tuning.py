@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import TrackerConfig
+from ..families import loop_config
 from ..errors import SiamTrackError
 from .bench import BenchOptions, run_bench
 from .peers import PeerOptions, siamtrack_label
@@ -53,9 +53,9 @@ def coordinate_search(grid: dict[str, list[Any]], evaluate: Callable[[list[Overr
     return best, list(seen.values())
 
 
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+def parse_grid(items: list[str], family: str = "siamfc") -> dict[str, list[Any]]:
     """``["window_influence=0.176,0.25", ...]`` -> ``{"window_influence": [0.176, 0.25], ...}``, checked
-    against TrackerConfig so a typo fails before any run."""
+    against the family's loop config so a typo fails before any run."""
     grid: dict[str, list[Any]] = {}
     for item in items:
         name, sep, values = item.partition("=")
@@ -64,7 +64,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         try:
             parsed = [json.loads(v) for v in values.split(",")]
             for v in parsed:
-                TrackerConfig.from_dict({name: v})
+                loop_config(family, {name: v})
         except ValueError as exc:  # JSONDecodeError is a ValueError
             raise SiamTrackError(f"bad --param {item!r}: {exc}") from None
         grid[name] = parsed

@@ -1,5 +1,8 @@
-"""Network: backbones, comparison heads, the Siamese wrapper and checkpoint I/O."""
-from .siamese import SiameseNet, inference_copy
+"""Networks of both families (backbones, comparison heads, Siamese wrappers) and checkpoint I/O."""
+from .box_siamese import BoxSiameseNet
 from .checkpoints import load_checkpoint, save_checkpoint
+from .network import Network, build_network, inference_copy
+from .siamese import SiameseNet
 
-__all__ = ["SiameseNet", "inference_copy", "load_checkpoint", "save_checkpoint"]
+__all__ = ["SiameseNet", "BoxSiameseNet", "Network", "build_network", "inference_copy", "load_checkpoint",
+           "save_checkpoint"]

@@ -55,6 +55,9 @@ class AlexNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def first_conv(self) -> nn.Conv2d:
+        return self.conv1[0]
+
     def stage_modules(self) -> list[nn.Sequential]:
         return [self.conv1, self.conv2, self.conv3, self.conv4, self.conv5]
 
@@ -93,7 +96,7 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
                     fused.append(nn.Identity())  # keep indices stable
                     i += 2
                 else:
-                    fused.append(layer)
+                    fused.append(fuse_conv_bn(layer))  # nested blocks have their own pairs
                     i += 1
             setattr(module, child_name, nn.Sequential(*fused))
         else:

@@ -1,4 +1,5 @@
-"""Checkpoint I/O: our self-describing format and an importer for siamfc-pytorch state dicts.
+"""Checkpoint I/O: our self-describing format (either family) and the importers for third-party weights
+(siamfc-pytorch state dicts here; NanoTrack state dicts and ONNX pairs in :mod:`.nanotrack`).
 
 Checkpoints are untrusted input: they are read with ``weights_only=True`` (no code runs on load),
 every tensor shape is checked against the architecture before use, and our format carries a
@@ -10,14 +11,17 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, Union
 
 import torch
 
 from ..config import ModelConfig
 from ..errors import WeightsError
+from . import nanotrack
 from .backbones import ALEXNET_CHANNELS, scaled_channels
-from .siamese import SiameseNet
+from .network import Network, build_network, model_config
+
+WeightsSource = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 FORMAT = "siamtrack-checkpoint"
 VERSION = 1
@@ -58,7 +62,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def save_checkpoint(net: SiameseNet, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+def save_checkpoint(net: Network, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
                     tracker_config: dict[str, Any] | None = None) -> str:
     """Write ``net`` in our format; returns the weights digest stored in the file."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -66,6 +70,7 @@ def save_checkpoint(net: SiameseNet, path: str | os.PathLike, metadata: dict[str
     atomic_save({
         "format": FORMAT,
         "version": VERSION,
+        "family": net.config.family,
         "model_config": net.config.to_dict(),
         "tracker_config": dict(tracker_config or {}),
         "metadata": dict(metadata or {}),
@@ -89,7 +94,7 @@ def read_file(path: str | os.PathLike) -> Any:
     if not path.exists():
         raise WeightsError(f"checkpoint not found: {path}; pass a shipped model name (see `siamtrack models`) or an existing .pth file")
     if path.is_dir():
-        raise WeightsError(f"checkpoint path is a directory: {path}; pass the .pth file inside it")
+        raise WeightsError(f"checkpoint path is a directory without a NanoTrack .onnx pair: {path}; pass the .pth file inside it")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
@@ -131,7 +136,12 @@ def import_siamfc_pytorch(obj: dict[str, Any], path: Path) -> tuple[ModelConfig,
     return config, state
 
 
-def check_and_load(net: SiameseNet, state: dict[str, Any], path: Path) -> None:
+def _describe(net: Network) -> str:
+    c = net.config
+    return f"{c.backbone} (width {c.width})" if c.family == "siamfc" else f"box-regression ({len(c.blocks)} blocks, {c.channels} channels)"
+
+
+def check_and_load(net: Network, state: dict[str, Any], path: Path) -> None:
     """Load ``state`` into ``net`` after checking every key and shape; errors list expected vs found."""
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
@@ -147,17 +157,28 @@ def check_and_load(net: SiameseNet, state: dict[str, Any], path: Path) -> None:
     if unexpected:
         problems.append("unexpected " + ", ".join(unexpected[:4]) + (" ..." if len(unexpected) > 4 else ""))
     if problems:
-        raise WeightsError(f"{path} does not fit the {net.config.backbone} (width {net.config.width}) architecture: " + " | ".join(problems))
+        raise WeightsError(f"{path} does not fit the {_describe(net)} architecture: " + " | ".join(problems))
     net.load_state_dict(state)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[SiameseNet, dict[str, Any], dict[str, Any]]:
-    """Load our checkpoint or a siamfc-pytorch one; returns (net in eval mode, tracker config overrides, metadata)."""
-    path = Path(path)
+def _is_onnx_pair(source: WeightsSource) -> bool:
+    if isinstance(source, (list, tuple)):
+        return True
+    path = Path(source)
+    return path.suffix == ".onnx" or (path.is_dir() and any(path.glob("*.onnx")))
+
+
+def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """Load our checkpoint (either family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
+    pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata)."""
+    if _is_onnx_pair(source):
+        net, overrides, metadata = nanotrack.import_onnx_pair([source] if isinstance(source, (str, os.PathLike)) else source)
+        return net.eval(), overrides, metadata
+    path = Path(source)
     obj = read_file(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         try:
-            config = ModelConfig.from_dict(obj["model_config"])
+            config = model_config(obj.get("family", "siamfc"), obj["model_config"])
             state = obj["state_dict"]
         except (KeyError, TypeError, ValueError) as exc:
             raise WeightsError(f"{path}: malformed siamtrack checkpoint ({exc}); re-train or re-export it") from None
@@ -168,11 +189,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SiameseNet, dict[str, Any]
     elif is_siamfc_pytorch(obj):
         config, state = import_siamfc_pytorch(obj, path)
         tracker_overrides, metadata = {}, {"source": "siamfc-pytorch", "path": str(path)}
+    elif nanotrack.is_nanotrack_state_dict(obj):
+        config, state, tracker_overrides, metadata = nanotrack.import_state_dict(obj, path)
     else:
         keys = ", ".join(list(obj)[:3]) if isinstance(obj, dict) else type(obj).__name__
-        raise WeightsError(f"{path} is neither a siamtrack checkpoint nor a siamfc-pytorch state dict (found {keys}); expected 'format': '{FORMAT}' or keys backbone.conv1.0.weight ...")
+        raise WeightsError(f"{path} is neither a siamtrack checkpoint nor a siamfc-pytorch or NanoTrack state dict (found {keys}); "
+                           f"expected 'format': '{FORMAT}', keys backbone.conv1.0.weight ... or backbone.features.* + ban_head.*")
     try:
-        net = SiameseNet(config)
+        net = build_network(config)
     except ValueError as exc:
         raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
     check_and_load(net, state, path)

@@ -1,0 +1,56 @@
+"""Box-regression step (NanoTrack / SiamBAN): one search crop, the best penalised point's box, smoothed size."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import BoxTrackerConfig
+from ..crops import crop_into
+from ..postprocess.box import cosine_window, locate_box
+
+Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
+
+
+class BoxStep:
+    """Per-tracker state: the cosine windows by map size (normal and lost-state crops differ)."""
+
+    relative_confidence = False  # the cls softmax is already a probability
+    crops_per_target = 1
+
+    def __init__(self, cfg: BoxTrackerConfig) -> None:
+        self.cfg = cfg
+        self._windows: dict[int, np.ndarray] = {}
+        locate_box(np.zeros((2, 2, 2), np.float32), np.ones((4, 2, 2), np.float32), np.ones((2, 2)), 16, 1.0, 1.0,
+                   0.1, 0.5)  # JIT warm-up
+
+    def _window(self, n: int) -> np.ndarray:
+        window = self._windows.get(n)
+        if window is None:
+            window = self._windows[n] = cosine_window(n)
+        return window
+
+    def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
+        crop_into(frame, target.cx, target.cy, target.x_sz, out[0], target.border)
+
+    def propose(self, target, outputs: tuple[np.ndarray, ...]) -> Proposal:
+        """Best point under penalty and window -> its centre, and the size moved towards its box by lr."""
+        cfg = self.cfg
+        cls, loc = outputs[0][0], outputs[1][0]
+        scale = cfg.instance_size / target.x_sz  # crop px per frame px
+        score, penalty, dx, dy, w, h = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride,
+                                                  target.w * scale, target.h * scale, cfg.penalty_k, cfg.window_influence)
+        lr = penalty * score * cfg.lr
+        height, width = target.frame_shape
+        cx = min(max(target.cx + dx / scale, 0.0), width)
+        cy = min(max(target.cy + dy / scale, 0.0), height)
+        w = min(max(target.w * (1 - lr) + w / scale * lr, cfg.min_size), width)
+        h = min(max(target.h * (1 - lr) + h / scale * lr, cfg.min_size), height)
+        return score, cx, cy, w, h
+
+    def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
+        """Best point of a lost-state crop by score and size consistency (no window: the target may be anywhere)."""
+        cfg = self.cfg
+        cls, loc = outputs[0][0], outputs[1][0]
+        scale = out_size / crop_px
+        score, _, dx, dy, _, _ = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride, target.w * scale,
+                                            target.h * scale, cfg.penalty_k, 0.0)
+        return score, target.cx + dx / scale, target.cy + dy / scale

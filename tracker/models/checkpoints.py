@@ -146,9 +146,9 @@ def check_and_load(net: Network, state: dict[str, Any], path: Path) -> None:
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
+    wrong = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(getattr(state[k], 'shape', ()))}"
              for k in expected
-             if k in state and not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape]
+             if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)]
     problems = []
     if wrong:
         problems.append("shape mismatch " + "; ".join(wrong[:4]) + (" ..." if len(wrong) > 4 else ""))

@@ -119,11 +119,11 @@ def test_centerness_loss_is_bce_at_positives():
     assert (targets.cls == 1).nonzero().tolist() == [[0, 1, 1]]
     c = targets.centerness[0, 1, 1].item()  # l = 20, r = 28, t = b = 24
     assert c == pytest.approx(math.sqrt(20 / 28))
-    logits = torch.zeros(1, 1, 3, 3)  # sigmoid 1/2: BCE = ln 2 whatever the target
-    logits[0, 0, 0, 0] = 50.0
+    logits = torch.full((1, 1, 3, 3), 50.0)  # absurd at the points that must not count
+    logits[0, 0, 1, 1] = LN(3)                 # sigmoid 3/4 at the positive
     cfg = bl.BoxLossConfig(cls_weight=0.0, loc_weight=0.0, centerness_weight=3.0)
     _, parts = bl.box_loss(bl.BoxOutputs(torch.zeros(1, 2, 3, 3), torch.ones(1, 4, 3, 3), logits), targets, cfg)
-    assert parts == {"centerness": pytest.approx(3.0 * LN(2), rel=1e-6)}
+    assert parts == {"centerness": pytest.approx(-3.0 * (c * LN(3 / 4) + (1 - c) * LN(1 / 4)), rel=1e-6)}
 
 
 def test_classification_distillation_kl_mse_and_temperature():

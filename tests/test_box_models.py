@@ -49,6 +49,26 @@ def test_both_crops_go_through_one_backbone():
     assert not any("template" in k or "search" in k for k in net.state_dict() if k.startswith("backbone"))
 
 
+@pytest.mark.parametrize("version", ["nanotrack_v1", "nanotrack_v3"])
+def test_narrower_students_keep_the_grid(version):
+    preset = PRESETS[version]
+    assert preset.scaled(1.0) == preset
+    half = preset.scaled(0.5)
+    for b, h in zip(preset.blocks, half.blocks):      # hidden, out, SE: the nearest multiple of 8 of half
+        assert all(c % 8 == 0 and abs(c - a / 2) <= 4 for a, c in zip(b[1:4], h[1:4]) if a)
+        assert (b[3] == 0) == (h[3] == 0)
+    assert half.cls_channels == preset.cls_channels // 2 and half.channels == preset.channels // 2
+    assert [b[0] for b in half.blocks] == [b[0] for b in preset.blocks]          # kernels
+    assert [b[5] for b in half.blocks] == [b[5] for b in preset.blocks]          # strides
+    wide, narrow = random_net(preset), random_net(half)
+    z, x = torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255
+    assert wide(z, x)[0].shape == narrow(z, x)[0].shape
+    assert narrow.embed(z).shape[1] == half.channels
+    assert sum(p.numel() for p in narrow.parameters()) < 0.5 * sum(p.numel() for p in wide.parameters())
+    with pytest.raises(ValueError, match="width multiplier"):
+        preset.scaled(0)
+
+
 def test_pixelwise_correlation_is_every_cell_against_every_cell():
     z, x = torch.randn(2, 5, 3, 3), torch.randn(2, 5, 6, 7)
     want = torch.einsum("nchw,ncij->nhwij", z, x).reshape(2, 9, 6, 7)

@@ -1,7 +1,7 @@
 """Dataclass configs: one place for every tunable number, with the paper's defaults."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 
@@ -82,6 +82,26 @@ class BoxModelConfig:
     def channels(self) -> int:
         """Channels of the embedding the head sees."""
         return self.adjust or self.blocks[-1][2]
+
+    def scaled(self, width: float) -> "BoxModelConfig":
+        """This architecture with every channel count (stem, blocks, SE, adjust, towers) times ``width``.
+
+        Kernels, strides and the exemplar grid stay, so a narrower student keeps the 16 px points of
+        its teacher and learns from its maps point for point. Counts round to multiples of 8
+        (MobileNet's rule) so depth-wise layers stay vector-friendly.
+        """
+        if not 0.0 < width <= 4.0:
+            raise ValueError(f"width multiplier must be in (0, 4], got {width}")
+
+        def ch(c: int) -> int:
+            if c == 0:
+                return 0
+            rounded = max(8, int(c * width + 4) // 8 * 8)
+            return rounded + 8 if rounded < 0.9 * c * width else rounded
+
+        blocks = tuple((k, ch(hidden), ch(out), ch(se), hswish, stride) for k, hidden, out, se, hswish, stride in self.blocks)
+        return replace(self, stem=ch(self.stem), blocks=blocks, adjust=ch(self.adjust),
+                       cls_channels=ch(self.cls_channels), loc_channels=ch(self.loc_channels))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,6 +30,11 @@ class BoxSiameseNet(nn.Module):
     def total_stride(self) -> int:
         return self.backbone.total_stride
 
+    @property
+    def channels(self) -> int:
+        """Channels of the embedding (what feature distillation compares)."""
+        return self.config.channels
+
     def embed(self, crops: torch.Tensor) -> torch.Tensor:
         """Embed a batch of crops (N, 3, S, S), float 0-255 in the config's channel order."""
         return self.neck(self.backbone(crops))

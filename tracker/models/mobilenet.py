@@ -83,5 +83,9 @@ class MobileNet(nn.Module):
     def first_conv(self) -> nn.Conv2d:
         return self.features[0][0]
 
+    def stage_modules(self) -> list[nn.Module]:
+        """Stem then each block: the units training freezes from the input side (as AlexNet's stages)."""
+        return list(self.features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

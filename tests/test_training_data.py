@@ -1,4 +1,5 @@
-"""Training data: still-image reader, box filters, patch cache geometry and reuse, pair sampling."""
+"""Training data: still-image reader, box filters, patch cache geometry and reuse, pair sampling and
+the target boxes it reports, occluders."""
 from pathlib import Path
 
 import cv2
@@ -7,7 +8,7 @@ import pytest
 
 from tracker.datasets import load_dataset
 from tracker.errors import DatasetError
-from tracker.training.augment import AugmentConfig, augment_pair
+from tracker.training.augment import AugmentConfig, augment_pair, occlude
 from tracker.training.data import (CacheConfig, PairConfig, PairDataset, box_ok, build_cache, cut_patch,
                                    read_image_boxes, search_side)
 
@@ -110,12 +111,57 @@ def test_augment_offset_locates_the_target_in_the_search_crop():
     cv2.circle(patch, (159, 159), 3, (255, 255, 255), -1)
     cfg = AugmentConfig(gray=0, blur=0, brightness=0, contrast=0, colour=0)
     for seed in range(8):
-        z, x, off = augment_pair(patch, patch, np.random.default_rng(seed), cfg)
+        z, x, box = augment_pair(patch, patch, (7, 7), np.random.default_rng(seed), cfg)
+        off = box[:2]
         ys, xs = np.nonzero(x[..., 0] > 100)
         assert (xs.mean() - 127, ys.mean() - 127) == pytest.approx(tuple(off), abs=0.75)
         assert np.abs(off).max() <= 32 / np.exp(-0.2) + 1e-6
         zy, zx = np.nonzero(z[..., 0] > 100)
         assert z.shape == (127, 127, 3) and np.hypot(zx.mean() - 63, zy.mean() - 63) <= 4 * 2 ** 0.5 / np.exp(-0.1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augment_box_is_the_target_extent_in_the_search_crop(seed):
+    patch = np.zeros((319, 319, 3), np.uint8)
+    patch[144:175, 129:190] = 255                      # 61 x 31 target centred on the patch centre (159, 159)
+    cfg = AugmentConfig(gray=0, blur=0, brightness=0, contrast=0, colour=0, stretch=0.2, search_scale=0.3)
+    _, x, box = augment_pair(patch, patch, (61, 31), np.random.default_rng(seed), cfg)
+    mask = x[..., 0] > 127
+    ys, xs = np.nonzero(mask)
+    assert (xs.mean() - 127, ys.mean() - 127) == pytest.approx(tuple(box[:2]), abs=0.75)
+    assert (mask.sum(1).max(), mask.sum(0).max()) == pytest.approx(tuple(box[2:]), abs=1.5)
+    assert box[2] / box[3] != pytest.approx(61 / 31, rel=1e-3)   # the aspect jitter changed the shape
+
+
+def test_occluder_covers_part_of_the_target_with_texture_from_the_crop():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (95, 95, 3), dtype=np.uint8)
+    box = np.array([10.0, -5.0, 40.0, 20.0])           # cx, cy, w, h from the crop centre (47, 47)
+    for seed in range(20):
+        out = occlude(img, box, np.random.default_rng(seed), 0.5)
+        ys, xs = np.nonzero((out != img).any(2))
+        assert len(xs) and (img == out).any()
+        assert xs.max() - xs.min() + 1 <= 0.5 * 40 + 1 and ys.max() - ys.min() + 1 <= 0.5 * 20 + 1
+        assert abs(xs.mean() - 57) <= 20 + 1 and abs(ys.mean() - 42) <= 10 + 1   # centred inside the box
+        h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+        pasted = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        windows = np.lib.stride_tricks.sliding_window_view(img, (h, w, 3))[..., 0, :, :, :]
+        assert (windows == pasted).all((2, 3, 4)).any()   # a same-sized piece of the crop itself
+
+
+def test_occlusion_off_draws_nothing_and_on_changes_only_the_search_crop():
+    patch = np.random.default_rng(1).integers(0, 255, (319, 319, 3), dtype=np.uint8)
+    results = {}
+    for p in (0.0, 1.0):
+        rng = np.random.default_rng(4)
+        results[p] = augment_pair(patch, patch, (60, 60), rng, AugmentConfig(occlude=p)), rng.random()
+    (z0, x0, b0), after0 = results[0.0]
+    (z1, x1, b1), after1 = results[1.0]
+    assert np.array_equal(z0, z1) and np.array_equal(b0, b1) and not np.array_equal(x0, x1)
+    assert after0 != after1   # occluding drew from the pair's generator, after everything else
+    rng = np.random.default_rng(4)
+    augment_pair(patch, patch, (60, 60), rng, AugmentConfig(occlude_size=0.9))
+    assert rng.random() == after0   # a disabled occluder's other settings draw nothing either
 
 
 def test_pairs_are_deterministic_per_epoch_and_index(tmp_path):

@@ -1,8 +1,9 @@
-"""Pair augmentation: one warpAffine per crop (shift, scale, stretch, flip) + photometric jitter.
+"""Pair augmentation: one warpAffine per crop (shift, scale, stretch, flip), photometric jitter and
+optional occluding patches.
 
-Cache patches are centred on the target at search-crop scale, so the target's position in a crop
-follows from the affine map alone: the returned offset is where the target centre lands relative
-to the search crop's centre, in search-crop pixels (the training label is built from it).
+Cache patches are centred on the target at search-crop scale, so the target's box in a crop follows
+from the affine map alone: the returned box is the target's centre relative to the search crop's
+centre and its size, in search-crop pixels (the training labels of both families are built from it).
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class AugmentConfig:
     brightness: float = opt(0.1, "additive brightness jitter, fraction of 255")
     contrast: float = opt(0.2, "multiplicative contrast jitter")
     colour: float = opt(0.08, "per-channel colour gain jitter")
+    occlude: float = opt(0.0, "probability of pasting an occluding patch (texture copied from elsewhere in the "
+                              "crop) over part of the search target")
+    occlude_size: float = opt(0.5, "largest occluder side, fraction of the target's side (smallest: 0.2)")
 
 
 def affine(size: int, centre: tuple[float, float], scale_xy: tuple[float, float], flip: bool) -> np.ndarray:
@@ -66,10 +70,25 @@ def motion_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
     return cv2.filter2D(img, -1, k / max(k.sum(), 1e-6))
 
 
-def augment_pair(patch_z: np.ndarray, patch_x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig,
-                 sizes: tuple[int, int] = (127, 255), still: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exemplar and search crops (``sizes`` = their sides) from two cache patches, plus the target
-    offset in the search crop.
+def occlude(img: np.ndarray, box: np.ndarray, rng: np.random.Generator, largest: float) -> np.ndarray:
+    """Cover a random part of ``box`` (cx, cy, w, h from the crop centre) with a same-sized patch
+    copied from a random place of the crop: real texture, as another object passing in front."""
+    size = img.shape[0]
+    w, h = (max(1, int(round(box[2 + k] * rng.uniform(0.2, max(largest, 0.2))))) for k in range(2))
+    w, h = min(w, size), min(h, size)
+    cx, cy = ((size - 1) / 2 + box[k] + rng.uniform(-0.5, 0.5) * box[2 + k] for k in range(2))
+    x0, y0 = (int(np.clip(round(c - d / 2), 0, size - d)) for c, d in ((cx, w), (cy, h)))
+    sx, sy = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+    out = img.copy()
+    out[y0:y0 + h, x0:x0 + w] = img[sy:sy + h, sx:sx + w]
+    return out
+
+
+def augment_pair(patch_z: np.ndarray, patch_x: np.ndarray, size_x: tuple[float, float], rng: np.random.Generator,
+                 cfg: AugmentConfig, sizes: tuple[int, int] = (127, 255),
+                 still: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exemplar and search crops (``sizes`` = their sides) from two cache patches, plus the target's
+    box (cx, cy, w, h) in the search crop; ``size_x`` = the target's (w, h) in ``patch_x`` pixels.
 
     ``still``: both come from the same still image, so the search crop gets the larger
     ``still_scale`` jitter to imitate the target's motion between frames.
@@ -83,10 +102,14 @@ def augment_pair(patch_z: np.ndarray, patch_x: np.ndarray, rng: np.random.Genera
     sx = _scales(rng, cfg.still_scale if still else cfg.search_scale, cfg.stretch)
     dx = rng.uniform(-cfg.search_shift, cfg.search_shift, 2)
     x = _warp(patch_x, affine(x_size, (c + dx[0], c + dx[1]), sx, flip), x_size)
-    offset = np.array([-dx[0] / (-sx[0] if flip else sx[0]), -dx[1] / sx[1]])
+    box = np.array([-dx[0] / (-sx[0] if flip else sx[0]), -dx[1] / sx[1], size_x[0] / sx[0], size_x[1] / sx[1]])
     if rng.random() < cfg.gray:
         z = cv2.cvtColor(cv2.cvtColor(z, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         x = cv2.cvtColor(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if rng.random() < cfg.blur:
         x = motion_blur(x, int(rng.integers(3, 10)), float(rng.uniform(0, 180)))
-    return _photometric(z, rng, cfg), _photometric(x, rng, cfg), offset
+    z, x = _photometric(z, rng, cfg), _photometric(x, rng, cfg)
+    # Drawn last and only when enabled, so runs without occluders get the pairs they always got.
+    if cfg.occlude and rng.random() < cfg.occlude:
+        x = occlude(x, box, rng, cfg.occlude_size)
+    return z, x, box

@@ -1,4 +1,4 @@
-"""Training data: still-image reader, a patch cache of pre-cropped targets, and SiamFC pair sampling.
+"""Training data: still-image reader, a patch cache of pre-cropped targets, and pair sampling (both families).
 
 Decoding video for every sample is far too slow on a small CPU, so (as SiamFC does with its 511
 crops) every usable frame is cropped ONCE around its target into a ``patch_size`` square at the
@@ -191,7 +191,7 @@ def build_cache(folder: str | os.PathLike, sequences: list[Sequence],
 
 @dataclass(frozen=True)
 class PairConfig:
-    """SiamFC pair sampling: positives at most ``max_gap`` frames apart, a share of negatives."""
+    """Pair sampling (either family): positives at most ``max_gap`` frames apart, a share of negatives."""
 
     max_gap: int = opt(100, "largest frame distance between exemplar and search (T)")
     neg_ratio: float = opt(0.2, "share of pairs whose search crop shows another object")
@@ -201,8 +201,9 @@ class PairConfig:
 class PairDataset:
     """Deterministic pairs: sample ``(epoch, i)`` always gives the same crops (exact resume, DDP).
 
-    Each item is (exemplar uint8 BGR 127x127x3, search uint8 BGR 255x255x3, target offset (dx, dy)
-    from the search-crop centre in pixels, is_positive).
+    Each item is (exemplar uint8 BGR 127x127x3, search uint8 BGR 255x255x3, the search crop's target
+    box (cx, cy, w, h) in pixels from the crop centre, is_positive). A negative's box is that of the
+    other object it shows.
     """
 
     def __init__(self, cache: PatchCache, pairs: PairConfig = PairConfig(),
@@ -249,14 +250,14 @@ class PairDataset:
         patches = self.cache.patches
         still = src.kind == IMAGE and x == z
         sizes = (self.cache.config.exemplar_size, self.cache.config.instance_size)
-        ez, sx, offset = augment_pair(patches[z], patches[x], rng, self.augment, sizes, still=still)
-        return ez, sx, offset, positive
+        ez, sx, box = augment_pair(patches[z], patches[x], self.cache.size[x], rng, self.augment, sizes, still=still)
+        return ez, sx, box, positive
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]):
-    """Stack items into uint8 NHWC arrays + offsets (N, 2) + positive flags (N,)."""
+    """Stack items into uint8 NHWC arrays + boxes (N, 4) + positive flags (N,)."""
     z = np.stack([it[0] for it in items])
     x = np.stack([it[1] for it in items])
-    off = np.stack([it[2] for it in items]).astype(np.float32)
+    boxes = np.stack([it[2] for it in items]).astype(np.float32)
     pos = np.asarray([it[3] for it in items], bool)
-    return z, x, off, pos
+    return z, x, boxes, pos

@@ -1,6 +1,8 @@
-"""Trainer: it learns, resume after a kill is exact, 2-process DDP equals one process, options work.
+"""Trainer: it learns, resume after a kill is exact, 2-process DDP equals one process, options work;
+both families (SiamFC and box regression).
 
-Runs are tiny (10%-width net, 87/151 crops, a few steps) so each takes seconds.
+Runs are tiny (SiamFC: 10%-width net, 87/151 crops; box: quarter-width NanoTrack-v3, 63/127 crops;
+a few steps) so each takes seconds.
 """
 import os
 import signal
@@ -9,19 +11,33 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import nanotrack_files
 from test_training_data import write_got10k, write_images
+from tracker import SiamTracker
 from tracker.cli import build_parser
+from tracker.config import ModelConfig
+from tracker.datasets import write_sequence
 from tracker.errors import SiamTrackError
-from tracker.models import load_checkpoint
+from tracker.evaluation.metrics import iou
+from tracker.models import SiameseNet, load_checkpoint, save_checkpoint
+from tracker.synthetic import demo_clip
+from tracker.training.box_train import BoxTraining
+from tracker.training.data import collate
 from tracker.models.checkpoints import read_file, weights_digest
-from tracker.training.trainer import STATE_FILE, Trainer, add_train_arguments, setup_from_args, train
+from tracker.training.trainer import (FAMILIES, STATE_FILE, Trainer, add_train_arguments, load_data, setup_from_args,
+                                     to_input, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ["--cache-exemplar-size", "87",
          "--cache-instance-size", "151", "--cache-patch-size", "175", "--cache-frame-step", "1"]
+# per family: a tiny net and crops it can take (box: 63 px exemplars = 4 x 4 feature cells, 7 x 7 maps)
+FAMILY = {"siamfc": ["--width", "0.1", *SIZES],
+          "box": ["--family", "box", "--box-width", "0.25", "--cache-exemplar-size", "63",
+                  "--cache-instance-size", "127", "--cache-patch-size", "159", "--cache-frame-step", "1"]}
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +46,11 @@ def data(tmp_path_factory):
     return write_got10k(root / "got", n_seq=3, n_frames=8), write_images(root / "imgs")
 
 
-def tiny_args(data, tmp_path, name, *extra):
+def tiny_args(data, tmp_path, name, *extra, family="siamfc"):
     got, imgs = data
     return ["--sequences", str(got), "--split", "", "--images", str(imgs), "--cache", str(tmp_path / "cache"),
-            "--out", str(tmp_path / name), "--width", "0.1", "--epochs", "2", "--pairs-per-epoch", "24",
-            "--batch-size", "4", "--threads", "1", "--progress", "false", "--lr", "1e-2", *SIZES, *extra]
+            "--out", str(tmp_path / name), "--epochs", "2", "--pairs-per-epoch", "24",
+            "--batch-size", "4", "--threads", "1", "--progress", "false", "--lr", "1e-2", *FAMILY[family], *extra]
 
 
 def setup_of(argv):
@@ -44,13 +60,17 @@ def setup_of(argv):
     return setup_from_args(parser.parse_args(argv)), parser.parse_args(argv)
 
 
-def run_in_process(argv):
+def keeping_threads(run, *args, **kwargs):
+    """Call ``run``; the trainer's --threads must not leak into later tests."""
     threads = torch.get_num_threads()
     try:
-        setup, _ = setup_of(argv)
-        return train(setup)
+        return run(*args, **kwargs)
     finally:
         torch.set_num_threads(threads)
+
+
+def run_in_process(argv):
+    return keeping_threads(train, setup_of(argv)[0])
 
 
 def params(path):
@@ -62,7 +82,9 @@ def test_cli_documents_every_option():
     help_text = build_parser().parse_args.__self__._subparsers._group_actions[0].choices["train"].format_help()
     for flag in ("--sequences", "--images", "--init", "--freeze", "--head-lr", "--dropout-after", "--contrastive",
                  "--triplet", "--teacher", "--optimizer", "--lr-end", "--accumulate", "--resume",
-                 "--pair-max-gap", "--pair-neg-ratio", "--aug-blur", "--cache-patch-size", "--cache-frame-step"):
+                 "--pair-max-gap", "--pair-neg-ratio", "--aug-blur", "--cache-patch-size", "--cache-frame-step",
+                 "--family", "--unfreeze-epoch", "--neck-lr", "--aug-occlude", "--box-arch", "--box-width",
+                 "--box-adjust", "--box-cls-loss", "--box-loc-loss", "--box-distill-feature", "--box-region"):
         assert flag in help_text
     assert "(default: 0.15)" in help_text and "(default: 100)" in help_text
 
@@ -75,9 +97,10 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(data, tmp_path
     assert net.config.width == 0.1 and meta["epoch"] == 3 and meta["setup"]["train"]["optimizer"] == "adamw"
 
 
-def test_resume_after_kill_reproduces_the_uninterrupted_weights(data, tmp_path):
-    reference = run_in_process(tiny_args(data, tmp_path, "ref"))
-    argv = tiny_args(data, tmp_path, "killed", "--save-every", "0")
+@pytest.mark.parametrize("family", FAMILY)
+def test_resume_after_kill_reproduces_the_uninterrupted_weights(data, tmp_path, family):
+    reference = run_in_process(tiny_args(data, tmp_path, "ref", family=family))
+    argv = tiny_args(data, tmp_path, "killed", "--save-every", "0", family=family)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), *argv], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = tmp_path / "killed" / STATE_FILE
@@ -88,37 +111,36 @@ def test_resume_after_kill_reproduces_the_uninterrupted_weights(data, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "epoch_002.pth").exists()
-    setup, args = setup_of(argv)
-    threads = torch.get_num_threads()
-    try:
-        train(setup, resume=state)
-    finally:
-        torch.set_num_threads(threads)
+    keeping_threads(train, setup_of(argv)[0], resume=state)
     a, b = read_file(reference / "epoch_002.pth"), read_file(tmp_path / "killed" / "epoch_002.pth")
     assert a["sha256"] == b["sha256"] == weights_digest(b["state_dict"])
 
 
-def test_two_process_ddp_equals_one_process_with_the_same_global_batch(data, tmp_path):
-    single = run_in_process(tiny_args(data, tmp_path, "single", "--epochs", "1", "--accumulate", "2"))
+# box: frozen stem and 2 blocks that train again in epoch 2, so DDP's re-wrapping is covered too
+@pytest.mark.parametrize("family, extra", [("siamfc", ["--epochs", "1"]),
+                                           ("box", ["--epochs", "2", "--freeze", "3", "--unfreeze-epoch", "1"])])
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(data, tmp_path, family, extra):
+    single = run_in_process(tiny_args(data, tmp_path, "single", *extra, "--accumulate", "2", family=family))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "tools" / "train.py"), *tiny_args(data, tmp_path, "ddp", "--epochs", "1")]
+           str(ROOT / "tools" / "train.py"), *tiny_args(data, tmp_path, "ddp", *extra, family=family)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    p_single, _ = params(single / "epoch_001.pth")
-    p_ddp, meta = params(tmp_path / "ddp" / "epoch_001.pth")
+    last = sorted(single.glob("epoch_*.pth"))[-1].name
+    p_single, _ = params(single / last)
+    p_ddp, meta = params(tmp_path / "ddp" / last)
     assert meta["world_size"] == 2     # and the trainer itself checked both ranks hold identical weights
-    start, _ = params_of_fresh_net()
-    assert any(not torch.allclose(start[k], p_single[k]) for k in start)   # it did train
+    start = fresh_net(setup_of(tiny_args(data, tmp_path, "fresh", *extra, family=family))[0]).state_dict()
+    first = "backbone.conv1.0.weight" if family == "siamfc" else "backbone.features.0.0.weight"
+    assert not torch.equal(start[first], p_single[first])   # it did train (box: the stem once unfrozen)
     for k in p_single:
         assert torch.allclose(p_single[k], p_ddp[k], atol=1e-5, rtol=1e-4), k
 
 
-def params_of_fresh_net():
-    from tracker.config import ModelConfig
-    from tracker.models import SiameseNet
-    torch.manual_seed(0)
-    return dict(SiameseNet(ModelConfig(width=0.1)).named_parameters()), None
+def fresh_net(setup):
+    """The run's initial network, built as the trainer builds it."""
+    torch.manual_seed(setup.train.seed)
+    return FAMILIES[setup.train.family](setup).build()[0]
 
 
 def test_freeze_init_and_separate_head_lr(data, tmp_path):
@@ -130,11 +152,7 @@ def test_freeze_init_and_separate_head_lr(data, tmp_path):
     groups = trainer.optimizer.param_groups
     assert [g["lr"] for g in groups] == [1e-2, 0.5]
     assert trainer.model.net.config.dropout_after == 3
-    threads = torch.get_num_threads()
-    try:
-        trainer.run()
-    finally:
-        torch.set_num_threads(threads)
+    keeping_threads(trainer.run)
     before, _ = params(base / "epoch_001.pth")
     after, _ = params(tmp_path / "tuned" / "epoch_001.pth")
     frozen = [k for k in before if k.startswith(("backbone.conv1.", "backbone.conv2."))]
@@ -182,3 +200,128 @@ def test_publish_registers_a_verified_default_with_tracker_overrides(data, tmp_p
         resolve("tiny")
     with pytest.raises(SiamTrackError, match="model name"):
         publish(out / "epoch_001.pth", "bad name", "", weights_dir=tmp_path / "weights")
+
+
+# ---- box family ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Three generated clips (textured object over clutter, moving, turning, scaling) in our layout."""
+    root = tmp_path_factory.mktemp("clips")
+    for seed in range(3):
+        clip = demo_clip(seed=seed, n_frames=24, width=160, height=120)
+        write_sequence(root / f"clip{seed}", clip, clip.boxes)
+    return root
+
+
+def box_loss_on(net, setup, batch):
+    """The box loss of ``net`` (eval mode, no teacher) on a fixed batch of pairs."""
+    z, x, boxes, pos = batch
+    with torch.no_grad():
+        maps = net.eval()(to_input(z, torch.device("cpu"), "bgr"), to_input(x, torch.device("cpu"), "bgr"))
+        loss, _ = BoxTraining(setup).loss(maps, (None,) * 4, None, torch.from_numpy(boxes), torch.from_numpy(pos), 16)
+    return float(loss)
+
+
+def test_box_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, tmp_path):
+    argv = ["--sequences", str(clips), "--split", "", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--epochs", "4", "--pairs-per-epoch", "64", "--batch-size", "8", "--threads", "1", "--progress", "false",
+            "--optimizer", "adamw", "--lr", "3e-3", "--lr-end", "1e-3", "--aug-occlude", "0.2", *FAMILY["box"]]
+    out = run_in_process(argv)
+    setup, _ = setup_of(argv)
+    held_out = load_data(setup, 0)
+    held_out.set_epoch(1000)                       # pairs no training epoch drew
+    batch = collate([held_out[i] for i in range(48)])
+    losses = [box_loss_on(fresh_net(setup), setup, batch)] + [box_loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch)
+                                                   for e in (1, 4)]
+    assert losses[0] > losses[1] > losses[2]
+    net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
+    assert net.config.family == "box" and net.config.exemplar_cells == 16 and meta["epoch"] == 4
+    assert overrides["exemplar_size"] == 63 and overrides["instance_size"] == 127
+    clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
+    frames = list(clip)
+    tracker = SiamTracker(str(out / "epoch_004.pth"), device="cpu")
+    assert tracker.config.exemplar_size == 63 and tracker.config.window_influence == 0.455   # v3's loop
+    tracker.init(frames[0], clip.truth(0))
+    boxes = np.array([tracker.update(f).box for f in frames[1:6]])
+    assert np.isfinite(boxes).all() and iou(boxes, clip.boxes[1:6]).mean() > 0.3
+
+
+def test_box_freeze_until_unfreeze_epoch_and_backbone_neck_head_lrs(data, tmp_path):
+    argv = tiny_args(data, tmp_path, "frozen", "--box-adjust", "16", "--freeze", "3", "--unfreeze-epoch", "1",
+                     "--neck-lr", "0.05", "--head-lr", "0.5", family="box")
+    setup, _ = setup_of(argv)
+    trainer = Trainer(setup)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-2, 0.05, 0.5]
+    assert trainer.model.net.config.adjust == 16
+    keeping_threads(trainer.run)
+    start = fresh_net(setup).state_dict()
+    epochs = [read_file(tmp_path / "frozen" / f"epoch_{e:03d}.pth")["state_dict"] for e in (1, 2)]
+    frozen = [k for k in start if k.startswith(("backbone.features.0.", "backbone.features.1.", "backbone.features.2."))]
+    assert any("running_mean" in k for k in frozen)
+    assert all(torch.equal(start[k], epochs[0][k]) for k in frozen)               # weights and BN statistics held
+    assert not torch.equal(start["backbone.features.3.conv.0.weight"], epochs[0]["backbone.features.3.conv.0.weight"])
+    assert not torch.equal(start["neck.0.weight"], epochs[0]["neck.0.weight"])
+    assert all(not torch.equal(epochs[0][k], epochs[1][k]) for k in frozen if k.endswith("running_mean"))
+
+
+def test_box_distillation_from_a_wider_teacher_on_a_larger_grid(data, tmp_path):
+    teacher = run_in_process(tiny_args(data, tmp_path, "teacher", "--epochs", "1", "--box-arch", "nanotrack_v1",
+                                       "--box-width", "1", family="box"))
+    argv = tiny_args(data, tmp_path, "student", "--epochs", "1", "--teacher", str(teacher / "epoch_001.pth"),
+                     "--box-distill-cls-kind", "mse", family="box")
+    setup, _ = setup_of(argv)
+    trainer = Trainer(setup)
+    assert isinstance(trainer.model.adapter, torch.nn.Conv2d)         # 24 student channels -> 48 of the teacher
+    assert (trainer.model.adapter.in_channels, trainer.model.adapter.out_channels) == (24, 48)
+    batch = collate([trainer.dataset[i] for i in range(4)])
+    assert trainer.teacher.net(*(to_input(a, trainer.device, "bgr") for a in batch[:2]))[0].shape[-1] == 8
+    loss, parts = trainer.loss(batch)                                  # the student's grid is 7 x 7
+    assert set(parts) == {"cls", "loc", "distill_cls", "distill_box", "distill_feature"} and torch.isfinite(loss)
+    assert all(p.grad is None for p in trainer.teacher.net.parameters()) and not trainer.teacher.net.training
+
+
+def test_box_fine_tunes_a_nanotrack_state_dict_with_itself_as_teacher(data, tmp_path):
+    state_dict = nanotrack_files("v3")[0]
+    got, imgs = data
+    argv = ["--family", "box", "--sequences", str(got), "--split", "", "--images", str(imgs),
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "nt"), "--epochs", "1", "--pairs-per-epoch", "4",
+            "--batch-size", "4", "--threads", "1", "--progress", "false", "--lr", "1e-4", "--freeze", "4",
+            "--init", str(state_dict), "--teacher", str(state_dict)]
+    out = run_in_process(argv)
+    net, overrides, meta = load_checkpoint(out / "epoch_001.pth")
+    source, _, _ = load_checkpoint(state_dict)
+    assert net.config == source.config and overrides["window_influence"] == 0.455 and overrides["exemplar_size"] == 127
+    assert meta["setup"]["train"]["init"] == str(state_dict)
+    changed = [k for k, v in source.state_dict().items() if not torch.equal(v, net.state_dict()[k])]
+    assert changed and not any(k.startswith("backbone.features.0.") for k in changed)
+    with pytest.raises(SiamTrackError, match="exemplars of 64 feature cells but --cache-exemplar-size 63"):
+        Trainer(setup_of(tiny_args(data, tmp_path, "nt63", "--init", str(state_dict), family="box"))[0])
+
+
+@pytest.mark.parametrize("family, extra, message", [
+    ("box", ["--width", "0.3"], "not used by --family box: --width"),
+    ("box", ["--logistic", "0.5", "--radius", "8"], "not used by --family box: --logistic, --radius"),
+    ("siamfc", ["--box-cls-loss", "focal", "--neck-lr", "0.1"], "not used by --family siamfc: --neck-lr, --box-cls-loss"),
+    ("box", ["--family", "yolo"], "family must be one of siamfc, box"),
+    ("box", ["--box-arch", "nanotrack_v9"], "unknown --box-arch 'nanotrack_v9'"),
+    ("box", ["--box-width", "0"], "width multiplier must be in"),
+    ("box", ["--box-cls-loss", "hinge"], "cls_loss must be one of ce, focal"),
+    ("box", ["--freeze", "11"], "--freeze must be 0..10"),
+    ("box", ["--box-cls-weight", "0", "--box-loc-weight", "0"], "every box loss weight is 0"),
+    ("box", ["--cache-exemplar-size", "47"], "use at least 49 px"),
+    ("box", ["--box-centerness-weight", "1"], "needs a centerness output"),
+])
+def test_bad_box_options_are_one_line_errors(data, tmp_path, family, extra, message):
+    with pytest.raises(SiamTrackError, match=message):
+        setup, _ = setup_of(tiny_args(data, tmp_path, "bad", *extra, family=family))
+        Trainer(setup).run()
+
+
+def test_init_and_teacher_must_be_of_the_students_family(data, tmp_path):
+    siamfc = tmp_path / "siamfc.pth"
+    save_checkpoint(SiameseNet(ModelConfig(width=0.1)), siamfc)
+    for option in ("--init", "--teacher"):
+        with pytest.raises(SiamTrackError, match=f"{option} .* is a siamfc network but --family is box"):
+            Trainer(setup_of(tiny_args(data, tmp_path, "mixed", option, str(siamfc), family="box"))[0])

@@ -1,42 +1,60 @@
 """Knowledge distillation: a frozen teacher network and the student's training-only feature adapter.
 
-The teacher (any checkpoint our loader reads, e.g. a wider siamfc-pytorch model) sees the same
-crops as the student; the student is pulled towards its conv5 features (through a 1x1 adapter,
-since the student is narrower) and its response logits. The adapter is discarded after training.
+The teacher (any checkpoint our loader reads of the student's family: a wider siamfc-pytorch model,
+a NanoTrack state dict, ...) sees the same crops as the student; the student is pulled towards its
+embeddings (through a 1x1 adapter where the student is narrower) and its output maps (SiamFC:
+response logits; box family: cls logits and l, t, r, b). The adapter is discarded after training.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..models import SiameseNet, load_checkpoint
+from ..errors import SiamTrackError
+from ..models import Network, load_checkpoint
 
 
 @dataclass
 class TeacherOutput:
-    z: torch.Tensor       # exemplar features (N, Ct, h, w)
-    x: torch.Tensor       # search features (N, Ct, H, W)
-    logits: torch.Tensor  # response (N, 1, Ho, Wo)
+    z: torch.Tensor                   # exemplar features (N, Ct, h, w)
+    x: torch.Tensor                   # search features (N, Ct, H, W)
+    maps: tuple[torch.Tensor, ...]    # net.outputs: (response,) for SiamFC, (cls, loc) for the box family
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The first output map: SiamFC's response, the box family's cls logits."""
+        return self.maps[0]
+
+
+def load_family(path: str | os.PathLike, family: str, option: str) -> tuple[Network, dict[str, Any]]:
+    """(network, tracking-loop overrides) of an ``option`` checkpoint (--init, --teacher), refused
+    when it is not of the student's family: its maps and embeddings would not compare."""
+    net, overrides, _ = load_checkpoint(path)
+    if net.config.family != family:
+        raise SiamTrackError(f"{option} {path} is a {net.config.family} network but --family is {family}; "
+                             f"pass a {family} checkpoint or --family {net.config.family}")
+    return net, overrides
 
 
 class Teacher:
     """A frozen eval-mode network; inputs are float 0-255 in its own channel order."""
 
-    def __init__(self, path: str | os.PathLike, device: torch.device) -> None:
-        net, _, _ = load_checkpoint(path)
-        self.net: SiameseNet = net.to(device).eval()
+    def __init__(self, path: str | os.PathLike, device: torch.device, family: str) -> None:
+        net, _ = load_family(path, family, "--teacher")
+        self.net: Network = net.to(device).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.channels = self.net.backbone.channels[-1]
+        self.channels = self.net.channels
         self.input_order = self.net.config.input_order
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> TeacherOutput:
         fz, fx = self.net.embed(z), self.net.embed(x)
-        return TeacherOutput(fz, fx, self.net.head(fz, fx))
+        return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)))
 
 
 def feature_adapter(student_channels: int, teacher_channels: int) -> nn.Conv2d:

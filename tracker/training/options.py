@@ -35,7 +35,8 @@ def _type_of(field: dataclasses.Field) -> Any:
     return str
 
 
-def _flag(prefix: str, name: str) -> str:
+def flag(prefix: str, name: str) -> str:
+    """The option spelling of field ``name`` of a dataclass added with ``prefix``."""
     return "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
 
 
@@ -44,13 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
     group = parser.add_argument_group(title or cls.__doc__.splitlines()[0] if cls.__doc__ else None)
     for f in dataclasses.fields(cls):
         help_text = f.metadata.get("help", "")
-        group.add_argument(_flag(prefix, f.name), dest=f"{prefix}__{f.name}", type=_type_of(f),
+        group.add_argument(flag(prefix, f.name), dest=f"{prefix}__{f.name}", type=_type_of(f),
                            default=None, metavar=f.name.upper(),
                            help=f"{help_text} (default: {f.default})")
 
 
+def given(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
+    """The fields of ``cls`` set on the command line (omitted options are None in ``args``)."""
+    return {f.name: getattr(args, f"{prefix}__{f.name}") for f in dataclasses.fields(cls)
+            if getattr(args, f"{prefix}__{f.name}", None) is not None}
+
+
 def from_args(args: argparse.Namespace, cls: Type[T], prefix: str = "") -> T:
     """Build ``cls`` from the options given on the command line; omitted ones keep their defaults."""
-    given = {f.name: getattr(args, f"{prefix}__{f.name}") for f in dataclasses.fields(cls)
-             if getattr(args, f"{prefix}__{f.name}", None) is not None}
-    return cls(**given)
+    return cls(**given(args, cls, prefix))

@@ -8,6 +8,9 @@ state file ends with exactly the weights of the uninterrupted run.
 Batches are split over ``world_size x accumulate`` "virtual ranks": rank r's micro-batch m holds
 the samples of virtual rank r*accumulate+m. A single process with ``--accumulate 2`` therefore sees
 the same BatchNorm groups and gradient as two DDP processes with ``--accumulate 1``.
+
+The loop is family-neutral: what differs between SiamFC and the box-regression family (the student,
+its feature adapter, the loss) sits behind :class:`SiamFCTraining` and box_train.BoxTraining.
 """
 from __future__ import annotations
 
@@ -30,44 +33,58 @@ from ..config import ModelConfig
 from ..datasets import load_dataset
 from ..engine import resolve_device
 from ..errors import SiamTrackError
-from ..models import SiameseNet, load_checkpoint, save_checkpoint
+from ..models import Network, SiameseNet, save_checkpoint
 from ..models.checkpoints import atomic_save, read_file, weights_digest
 from . import losses
 from .augment import AugmentConfig
+from .box_losses import BoxLossConfig
+from .box_targets import BoxTargetConfig
+from .box_train import BOX_GROUPS, BoxArchConfig, BoxTraining
 from .data import CacheConfig, PairConfig, PairDataset, build_cache, collate, read_image_boxes
-from .distill import Teacher, feature_adapter
-from .options import add_arguments, from_args, opt
+from .distill import Teacher, TeacherOutput, feature_adapter, load_family
+from .options import add_arguments, flag, from_args, given, opt
 
 STATE_FILE = "state.pth"
+FAMILY_NAMES = ("siamfc", "box")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training run: data, model, losses, optimiser, schedule, output."""
 
+    family: str = opt("siamfc", "network family: siamfc (AlexNet response map) | box (NanoTrack-style box "
+                                "regression; its own options are --box-*)")
     sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
     split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
     images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
     cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")
     out: str = opt("runs/train", "output folder: state.pth (resumable) and epoch_NNN.pth checkpoints")
-    width: float = opt(0.15, "AlexNet channel width multiplier (1.0 = SiamFC's 96/256/384/384/256)")
-    head: str = opt("xcorr", "comparison head: xcorr | cosine | euclidean | manhattan")
-    dropout: float = opt(0.0, "dropout rate (Dropout2d) after backbone stage --dropout-after")
-    dropout_after: int = opt(0, "backbone stage 1..4 followed by dropout; 0 = no dropout")
-    init: str = opt("", "start from this checkpoint (ours or siamfc-pytorch); its architecture wins over --width/--head")
-    freeze: int = opt(0, "freeze the first N backbone stages (weights and BatchNorm statistics)")
-    logistic: float = opt(1.0, "weight of the balanced logistic loss on the response map (SiamFC)")
-    contrastive: float = opt(0.0, "weight of the contrastive loss on exemplar-window cosine distances")
-    contrastive_margin: float = opt(1.0, "contrastive loss margin (distances are in [0, 2])")
-    triplet: float = opt(0.0, "weight of the triplet loss (anchor exemplar, positive target window, negatives other windows/objects)")
-    triplet_margin: float = opt(0.2, "triplet loss margin")
-    radius: float = opt(16.0, "positive radius of the response labels, search-crop pixels")
-    teacher: str = opt("", "teacher checkpoint for knowledge distillation ('' = none)")
-    distill_feature: float = opt(1.0, "weight of the feature distillation loss (relative MSE through a 1x1 adapter)")
-    distill_response: float = opt(0.1, "weight of the response-logit distillation loss (MSE)")
+    width: float = opt(0.15, "SiamFC: AlexNet channel width multiplier (1.0 = SiamFC's 96/256/384/384/256)")
+    head: str = opt("xcorr", "SiamFC: comparison head: xcorr | cosine | euclidean | manhattan")
+    dropout: float = opt(0.0, "SiamFC: dropout rate (Dropout2d) after backbone stage --dropout-after")
+    dropout_after: int = opt(0, "SiamFC: backbone stage 1..4 followed by dropout; 0 = no dropout")
+    init: str = opt("", "start from this checkpoint of the family (SiamFC: ours or siamfc-pytorch; box: ours or a "
+                        "NanoTrack state dict); its architecture wins over --width/--head/--box-arch/--box-width")
+    freeze: int = opt(0, "freeze the first N backbone stages (SiamFC: conv1..conv5; box: the stem, then each "
+                         "block), weights and BatchNorm statistics")
+    unfreeze_epoch: int = opt(0, "train the --freeze stages again from this epoch on (after epoch_NNN.pth of "
+                                 "this number is written); 0 = frozen throughout")
+    logistic: float = opt(1.0, "SiamFC: weight of the balanced logistic loss on the response map")
+    contrastive: float = opt(0.0, "SiamFC: weight of the contrastive loss on exemplar-window cosine distances")
+    contrastive_margin: float = opt(1.0, "SiamFC: contrastive loss margin (distances are in [0, 2])")
+    triplet: float = opt(0.0, "SiamFC: weight of the triplet loss (anchor exemplar, positive target window, "
+                              "negatives other windows/objects)")
+    triplet_margin: float = opt(0.2, "SiamFC: triplet loss margin")
+    radius: float = opt(16.0, "SiamFC: positive radius of the response labels, search-crop pixels")
+    teacher: str = opt("", "teacher checkpoint of the family for knowledge distillation, run in eval mode "
+                           "('' = none; box: ours or a NanoTrack state dict)")
+    distill_feature: float = opt(1.0, "SiamFC: weight of the feature distillation loss (relative MSE through a 1x1 adapter)")
+    distill_response: float = opt(0.1, "SiamFC: weight of the response-logit distillation loss (MSE)")
     optimizer: str = opt("sgd", "sgd (momentum) | adamw")
     lr: float = opt(1e-2, "backbone learning rate at the first step")
     lr_end: float = opt(1e-5, "learning rate at the last step (log-spaced decay in between)")
+    neck_lr: float = opt(0.0, "box: learning rate of the neck (the 1x1 adjust layer, where the architecture "
+                              "has one) at the first step; 0 = same as --lr")
     head_lr: float = opt(0.0, "learning rate of the head and adapter at the first step; 0 = same as --lr")
     momentum: float = opt(0.9, "SGD momentum")
     weight_decay: float = opt(5e-4, "weight decay (L2 for SGD, decoupled for AdamW)")
@@ -83,6 +100,10 @@ class TrainConfig:
     max_minutes: float = opt(0.0, "stop (resumably) after this many minutes; 0 = run to the end")
     progress: bool = opt(True, "show a progress bar with loss, pairs/s and ETA")
 
+    def __post_init__(self) -> None:
+        if self.family not in FAMILY_NAMES:
+            raise ValueError(f"family must be one of {', '.join(FAMILY_NAMES)}; got {self.family!r}")
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -92,6 +113,9 @@ class Setup:
     pairs: PairConfig = PairConfig()
     augment: AugmentConfig = AugmentConfig()
     cache: CacheConfig = CacheConfig()
+    box_arch: BoxArchConfig = BoxArchConfig()
+    box_loss: BoxLossConfig = BoxLossConfig()
+    box_labels: BoxTargetConfig = BoxTargetConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,17 +124,18 @@ class Setup:
 class StudentNet(nn.Module):
     """The trained network plus its training-only adapter, as ONE module for DistributedDataParallel."""
 
-    def __init__(self, net: SiameseNet, adapter: nn.Module | None) -> None:
+    def __init__(self, net: Network, adapter: nn.Module | None) -> None:
         super().__init__()
         self.net = net
         self.adapter = adapter
 
     def forward(self, z: torch.Tensor, x: torch.Tensor):
+        """(maps as net.outputs gives them, (fz, fx, adapted fz, adapted fx)); no adapter: (fz, fx, None, None)."""
         fz, fx = self.net.embed(z), self.net.embed(x)
-        logits = self.net.head(fz, fx)
+        maps = tuple(self.net.outputs(fz, fx))
         if self.adapter is None:
-            return logits, fz, fx, None, None
-        return logits, fz, fx, self.adapter(fz), self.adapter(fx)
+            return maps, (fz, fx, None, None)
+        return maps, (fz, fx, self.adapter(fz), self.adapter(fx))
 
 
 def _distributed() -> tuple[int, int]:
@@ -126,27 +151,83 @@ def build_net(cfg: TrainConfig) -> SiameseNet:
     if not cfg.init:
         return SiameseNet(ModelConfig(width=cfg.width, head=cfg.head, dropout=cfg.dropout,
                                       dropout_after=cfg.dropout_after))
-    src, _, _ = load_checkpoint(cfg.init)
+    src, _ = load_family(cfg.init, "siamfc", "--init")
     net = SiameseNet(dataclasses.replace(src.config, dropout=cfg.dropout, dropout_after=cfg.dropout_after))
     net.load_state_dict(src.state_dict())
     return net
 
 
-def freeze_stages(net: SiameseNet, n: int) -> list[nn.Module]:
-    """Stop gradients into the first ``n`` backbone stages; returns them (kept in eval mode)."""
+class SiamFCTraining:
+    """SiamFC student, feature adapter and losses for the trainer (box_train.BoxTraining's counterpart)."""
+
+    family = "siamfc"
+
+    def __init__(self, setup: "Setup") -> None:
+        self.setup = setup
+
+    def build(self) -> tuple[SiameseNet, dict[str, Any]]:
+        """The student and the tracking-loop settings its checkpoints carry (none: TrackerConfig's)."""
+        return build_net(self.setup.train), {}
+
+    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+        t = self.setup.train
+        return feature_adapter(student_channels, teacher.channels) if teacher and t.distill_feature > 0 else None
+
+    def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
+             teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,
+             stride: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted sum of the selected response-map, metric and distillation losses."""
+        t = self.setup.train
+        (logits,), (fz, fx, az, ax) = maps, features
+        labels = losses.siamfc_labels(boxes[:, :2], positive, logits.shape[-1], stride, t.radius)
+        parts: dict[str, torch.Tensor] = {}
+        if t.logistic:
+            parts["logistic"] = t.logistic * losses.balanced_logistic(logits, labels)
+        if t.contrastive or t.triplet:
+            dist_map = losses.cosine_distance(fz, fx)
+            if t.contrastive:
+                parts["contrastive"] = t.contrastive * losses.contrastive(dist_map, labels, t.contrastive_margin)
+            if t.triplet:
+                cross = losses.cosine_distance(fz, fx.roll(-1, dims=0))
+                parts["triplet"] = t.triplet * losses.window_triplet(dist_map, labels, cross, t.triplet_margin)
+        if teacher is not None:
+            if az is not None:
+                parts["feature"] = t.distill_feature * 0.5 * (losses.relative_mse(az, teacher.z) + losses.relative_mse(ax, teacher.x))
+            if t.distill_response:
+                parts["response"] = t.distill_response * losses.response_mse(logits, teacher.logits)
+        if not parts:
+            raise SiamTrackError("every loss weight is 0; set --logistic, --contrastive, --triplet or a --teacher")
+        total = sum(parts.values())
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+FAMILIES = dict(zip(FAMILY_NAMES, (SiamFCTraining, BoxTraining)))
+# TrainConfig fields only one family reads: given with the other family they would silently do nothing.
+FAMILY_FIELDS = {"siamfc": ("width", "head", "dropout", "dropout_after", "logistic", "contrastive", "contrastive_margin",
+                            "triplet", "triplet_margin", "radius", "distill_feature", "distill_response"),
+                 "box": ("neck_lr",)}
+
+
+def freeze_stages(net: Network, n: int) -> list[nn.Module]:
+    """The first ``n`` backbone stages, which --freeze holds (checked against the backbone's depth)."""
     stages = net.backbone.stage_modules()
     if not 0 <= n <= len(stages):
         raise SiamTrackError(f"--freeze must be 0..{len(stages)}, got {n}")
-    for stage in stages[:n]:
-        for p in stage.parameters():
-            p.requires_grad_(False)
     return stages[:n]
 
 
 def make_optimizer(cfg: TrainConfig, model: StudentNet) -> torch.optim.Optimizer:
-    backbone = [p for p in model.net.backbone.parameters() if p.requires_grad]
-    rest = list(model.net.head.parameters()) + (list(model.adapter.parameters()) if model.adapter else [])
-    groups = [{"params": backbone, "lr": cfg.lr}, {"params": rest, "lr": cfg.head_lr or cfg.lr}]
+    """Groups backbone (--lr), neck (--neck-lr: whatever lies between backbone and head) and head +
+    adapter (--head-lr). Frozen stages stay in their group: they get no gradient, so no update,
+    until --unfreeze-epoch, and the optimiser state keeps one layout for resume."""
+    net = model.net
+    backbone = list(net.backbone.parameters())
+    head = list(net.head.parameters()) + (list(model.adapter.parameters()) if model.adapter else [])
+    outside = {id(p) for p in backbone + head}
+    neck = [p for p in net.parameters() if id(p) not in outside]
+    groups = [{"params": backbone, "lr": cfg.lr}, {"params": neck, "lr": cfg.neck_lr or cfg.lr},
+              {"params": head, "lr": cfg.head_lr or cfg.lr}]
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -196,14 +277,15 @@ class Trainer:
             raise SiamTrackError(f"--batch-size {t.batch_size} must be a multiple of processes x --accumulate "
                                  f"({self.world} x {t.accumulate})")
         self.micro = t.batch_size // (self.world * t.accumulate)
+        self.family = FAMILIES[t.family](setup)
         torch.manual_seed(t.seed)
-        net = build_net(t)
-        self.frozen = freeze_stages(net, t.freeze)
-        self.teacher = Teacher(t.teacher, self.device) if t.teacher else None
-        adapter = feature_adapter(net.backbone.channels[-1], self.teacher.channels) \
-            if self.teacher and t.distill_feature > 0 else None
-        self.model = StudentNet(net, adapter).to(self.device)
-        self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None
+        net, self.loop_overrides = self.family.build()
+        self.freezable = freeze_stages(net, t.freeze)
+        self.teacher = Teacher(t.teacher, self.device, t.family) if t.teacher else None
+        self.model = StudentNet(net, self.family.adapter(net.channels, self.teacher)).to(self.device)
+        self.frozen: list[nn.Module] | None = None
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
+        self._freeze_for(0)
         self.optimizer = make_optimizer(t, self.model)
         self.steps_per_epoch = t.pairs_per_epoch // t.batch_size
         if self.steps_per_epoch < 1:
@@ -242,7 +324,7 @@ class Trainer:
         if self.rank == 0:
             meta = {"trained_by": "siamtrack train", "epoch": self.epoch, "step": self.step, "world_size": self.world,
                     "setup": self.setup.to_dict(), **metadata}
-            save_checkpoint(self.model.net, path, metadata=meta)
+            save_checkpoint(self.model.net, path, metadata=meta, tracker_config=self.loop_overrides)
 
     # ---- training ----------------------------------------------------------------------------
     def _indices(self, epoch: int, sub: int) -> list[int]:
@@ -263,37 +345,33 @@ class Trainer:
                 for m in range(t.accumulate)]
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted sum of the selected losses for one micro-batch."""
-        t = self.setup.train
-        z_np, x_np, off, pos = batch
+        """The family's loss for one micro-batch (the teacher, if any, sees the same crops)."""
+        z_np, x_np, boxes, pos = batch
         order = self.model.net.config.input_order
         z, x = to_input(z_np, self.device, order), to_input(x_np, self.device, order)
         module = self.ddp or self.model
-        logits, fz, fx, az, ax = module(z, x)
-        labels = losses.siamfc_labels(torch.from_numpy(off).to(self.device), torch.from_numpy(pos).to(self.device),
-                                      logits.shape[-1], self.model.net.total_stride, t.radius)
-        parts: dict[str, torch.Tensor] = {}
-        if t.logistic:
-            parts["logistic"] = t.logistic * losses.balanced_logistic(logits, labels)
-        if t.contrastive or t.triplet:
-            dist_map = losses.cosine_distance(fz, fx)
-            if t.contrastive:
-                parts["contrastive"] = t.contrastive * losses.contrastive(dist_map, labels, t.contrastive_margin)
-            if t.triplet:
-                cross = losses.cosine_distance(fz, fx.roll(-1, dims=0))
-                parts["triplet"] = t.triplet * losses.window_triplet(dist_map, labels, cross, t.triplet_margin)
+        maps, features = module(z, x)
+        teach = None
         if self.teacher is not None:
             tz = z if self.teacher.input_order == order else z.flip(1)
             tx = x if self.teacher.input_order == order else x.flip(1)
             teach = self.teacher(tz, tx)
-            if az is not None:
-                parts["feature"] = t.distill_feature * 0.5 * (losses.relative_mse(az, teach.z) + losses.relative_mse(ax, teach.x))
-            if t.distill_response:
-                parts["response"] = t.distill_response * losses.response_mse(logits, teach.logits)
-        if not parts:
-            raise SiamTrackError("every loss weight is 0; set --logistic, --contrastive, --triplet or a --teacher")
-        total = sum(parts.values())
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+        return self.family.loss(maps, features, teach, torch.from_numpy(boxes).to(self.device),
+                                torch.from_numpy(pos).to(self.device), self.model.net.total_stride)
+
+    def _freeze_for(self, epoch: int) -> None:
+        """Hold the --freeze stages until --unfreeze-epoch. DDP syncs only the parameters that needed
+        gradients when it wrapped the model, so it is wrapped again whenever that set changes."""
+        t = self.setup.train
+        frozen = [] if t.unfreeze_epoch and epoch >= t.unfreeze_epoch else self.freezable
+        if frozen == self.frozen:
+            return
+        for stage in self.freezable:
+            for p in stage.parameters():
+                p.requires_grad_(not any(stage is f for f in frozen))
+        self.frozen = frozen
+        if self.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(self.model)
 
     def _train_mode(self) -> None:
         self.model.train()
@@ -330,6 +408,7 @@ class Trainer:
         start = last_save = time.monotonic()
         ema = None
         while self.epoch < t.epochs:
+            self._freeze_for(self.epoch)
             for micro_batches in zip(*self._loaders(self.epoch)):
                 loss = self.train_step(list(micro_batches))
                 self.step += 1
@@ -378,7 +457,7 @@ def train(setup: Setup, resume: str | os.PathLike | None = None) -> Path:
 
 
 GROUPS = (("", TrainConfig, "training"), ("pair", PairConfig, "pair sampling"),
-          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"))
+          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"), *BOX_GROUPS)
 
 
 def add_train_arguments(parser) -> None:
@@ -389,8 +468,23 @@ def add_train_arguments(parser) -> None:
                         help="continue exactly from a state.pth written by an earlier run with the same options")
 
 
+def _other_family_options(args, family: str) -> list[str]:
+    """Options given on the command line that ``family`` would ignore."""
+    on_line = given(args, TrainConfig)
+    stray = [flag("", name) for other, names in FAMILY_FIELDS.items() if other != family
+             for name in names if name in on_line]
+    if family != "box":
+        stray += [flag(prefix, name) for prefix, cls, _ in BOX_GROUPS for name in given(args, cls, prefix)]
+    return stray
+
+
 def setup_from_args(args) -> Setup:
     try:
-        return Setup(*(from_args(args, cls, prefix) for prefix, cls, _ in GROUPS))
+        setup = Setup(*(from_args(args, cls, prefix) for prefix, cls, _ in GROUPS))
     except (TypeError, ValueError) as exc:
         raise SiamTrackError(f"invalid training option: {exc}") from None
+    stray = _other_family_options(args, setup.train.family)
+    if stray:
+        raise SiamTrackError(f"not used by --family {setup.train.family}: {', '.join(stray)}; "
+                             "drop these options or choose the family they belong to")
+    return setup

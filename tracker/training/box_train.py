@@ -1,0 +1,110 @@
+"""What training the box-regression family (NanoTrack / SiamBAN style) adds to the family-neutral trainer:
+its architecture options, the student it starts from, and its loss.
+
+The trainer keeps everything else (pair sampler, patch cache, augmentation, DDP, schedule, exact
+resume); it calls :class:`BoxTraining` through the same three methods as the SiamFC family.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import SiamTrackError
+from ..models import BoxSiameseNet
+from ..models.nanotrack import LOOP_PARAMS, PRESETS
+from .box_losses import BoxLossConfig, BoxOutputs, box_feature_adapter, box_loss
+from .box_targets import BoxTargetConfig, box_targets
+from .distill import Teacher, TeacherOutput, load_family
+from .options import opt
+
+if TYPE_CHECKING:
+    from .trainer import Setup
+
+STRIDE = 16
+
+
+@dataclass(frozen=True)
+class BoxArchConfig:
+    """Box-family student built from scratch (without --init): a preset, optionally narrower."""
+
+    arch: str = opt("nanotrack_v3", f"preset architecture ({' | '.join(PRESETS)}), built from scratch when "
+                                    "there is no --init")
+    width: float = opt(1.0, "channel multiplier of the preset's stem, blocks and towers (0.5 = a half-width "
+                            "student; kernels, strides and the 16 px grid stay)")
+    adjust: int = opt(0, "add a neck: 1x1 conv + BN from the backbone to this many channels, which the head "
+                         "then works on (0 = the preset's: none)")
+
+
+def exemplar_cells(exemplar_size: int) -> int:
+    """Exemplar feature cells for an exemplar crop: every stride-2 layer pads to ceil(n / 2)."""
+    side = -(-exemplar_size // STRIDE)
+    return side * side
+
+
+class BoxTraining:
+    """Box-family student, feature adapter and loss for the trainer."""
+
+    family = "box"
+
+    def __init__(self, setup: "Setup") -> None:
+        if setup.box_loss.centerness_weight:
+            raise SiamTrackError("--box-centerness-weight needs a centerness output, which the box networks do not "
+                                 "have; leave it at 0")
+        self.setup = setup
+
+    def build(self) -> tuple[BoxSiameseNet, dict[str, Any]]:
+        """The student and the tracking-loop settings its checkpoints carry: the source's (a NanoTrack
+        version's published ones) plus the crop geometry it is trained on, which the tracker must use
+        since the head's attention is as wide as the exemplar's feature cells."""
+        t, arch, cache = self.setup.train, self.setup.box_arch, self.setup.cache
+        cells = exemplar_cells(cache.exemplar_size)
+        if t.init:
+            net, overrides = load_family(t.init, self.family, "--init")
+            if net.config.exemplar_cells != cells:
+                raise SiamTrackError(f"--init {t.init} was trained on exemplars of {net.config.exemplar_cells} feature "
+                                     f"cells but --cache-exemplar-size {cache.exemplar_size} gives {cells}; use the "
+                                     "source's exemplar size (127 for NanoTrack)")
+        else:
+            if arch.arch not in PRESETS:
+                raise SiamTrackError(f"unknown --box-arch {arch.arch!r}; choose one of {', '.join(PRESETS)}")
+            try:
+                config = dataclasses.replace(PRESETS[arch.arch].scaled(arch.width), exemplar_cells=cells,
+                                             adjust=arch.adjust or PRESETS[arch.arch].adjust)
+            except ValueError as exc:
+                raise SiamTrackError(f"--box-width: {exc}") from None
+            if config.depthwise and cells < config.template_crop ** 2:
+                raise SiamTrackError(f"--cache-exemplar-size {cache.exemplar_size} gives {cells} exemplar cells, fewer "
+                                     f"than the depth-wise branch's {config.template_crop}x{config.template_crop}; "
+                                     f"use at least {STRIDE * (config.template_crop - 1) + 1} px")
+            net, overrides = BoxSiameseNet(config), dict(LOOP_PARAMS[arch.arch])
+            # exp(0) = 1 px boxes would sit deep inside every target, where (G)IoU barely changes with
+            # their size; start at a typical target's half side instead (the exemplar shows ~2x the target).
+            nn.init.constant_(net.head.loc_out[0].bias, math.log(cache.exemplar_size / 4))
+        geometry = {"exemplar_size": cache.exemplar_size, "instance_size": cache.instance_size,
+                    "context": cache.context}
+        return net, {**overrides, **geometry}
+
+    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+        if teacher is None or not self.setup.box_loss.distill_feature:
+            return None
+        return box_feature_adapter(student_channels, teacher.channels)
+
+    def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
+             teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,
+             stride: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """box_loss on targets from the pairs' boxes; the teacher's maps and embeddings when given."""
+        cls, loc = maps
+        _, _, az, ax = features
+        targets = box_targets(boxes, positive, cls.shape[-1], stride, self.setup.box_labels)
+        student = BoxOutputs(cls, loc, features=(az, ax) if az is not None else ())
+        teach = BoxOutputs(*teacher.maps, features=(teacher.z, teacher.x)) if teacher is not None else None
+        return box_loss(student, targets, self.setup.box_loss, teach)
+
+
+BOX_GROUPS = (("box", BoxArchConfig, "box family: architecture"), ("box", BoxLossConfig, "box family: losses"),
+              ("box", BoxTargetConfig, "box family: labels"))

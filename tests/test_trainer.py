@@ -162,6 +162,13 @@ def test_freeze_init_and_separate_head_lr(data, tmp_path):
                        read_file(tmp_path / "tuned" / "epoch_001.pth")["state_dict"]["backbone.conv1.1.running_mean"])
 
 
+def test_extra_sequence_folders_are_used_whole(data, tmp_path):
+    more = write_got10k(tmp_path / "more", n_seq=2, n_frames=4)
+    argv = tiny_args(data, tmp_path, "extra", "--extra-sequences", f"{more},{more}")
+    names = [s.name for s in load_data(setup_of(argv)[0], 0).cache.sources if s.kind == "video"]
+    assert names == ["seq0", "seq1", "seq2"] + ["seq0", "seq1"] * 2
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--batch-size", "6", "--accumulate", "4"], "multiple of processes x --accumulate"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),

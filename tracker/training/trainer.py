@@ -56,6 +56,8 @@ class TrainConfig:
                                 "regression; its own options are --box-*)")
     sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
     split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
+    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used: --split "
+                                   "applies to --sequences only (e.g. ../shared/data/more_sequences)")
     images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
     cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")
     out: str = opt("runs/train", "output folder: state.pth (resumable) and epoch_NNN.pth checkpoints")
@@ -243,9 +245,10 @@ def log_decay(total_steps: int, lr: float, lr_end: float):
 
 def load_data(setup: Setup, rank: int) -> PairDataset:
     cfg = setup.train
-    if not cfg.sequences and not cfg.images:
-        raise SiamTrackError("no training data: pass --sequences FOLDER and/or --images FOLDER")
+    if not cfg.sequences and not cfg.extra_sequences and not cfg.images:
+        raise SiamTrackError("no training data: pass --sequences FOLDER, --extra-sequences FOLDERS and/or --images FOLDER")
     seqs = load_dataset(cfg.sequences, split=cfg.split or None) if cfg.sequences else []
+    seqs += [s for folder in cfg.extra_sequences.split(",") if folder for s in load_dataset(folder)]
     images = read_image_boxes(cfg.images) if cfg.images else []
     if rank == 0:
         build_cache(cfg.cache, seqs, images, setup.cache, progress=cfg.progress)

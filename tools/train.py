@@ -5,6 +5,7 @@ ship the result into weights/ as a registered model.
 Examples (see README, section Training):
   python tools/train.py --sequences ../shared/data/sequences --images ../shared/data/images --out runs/siamfc
   torchrun --nproc_per_node 2 tools/train.py --sequences DATA --batch-size 16   # DistributedDataParallel
+  python tools/train.py --family box --sequences DATA --init nanotrack_v3_state_dict.pth --teacher SAME --lr 1e-5
   python tools/train.py ...same options... --resume runs/siamfc/state.pth --publish my_model   # ship the last epoch
 """
 from __future__ import annotations

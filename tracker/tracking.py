@@ -269,6 +269,11 @@ class SiamTracker:
     def metadata(self) -> dict[str, Any]:
         return self._multi.metadata
 
+    @property
+    def family(self) -> str:
+        """The model family the weights belong to: 'siamfc' or 'box'."""
+        return self._multi.family
+
     def init(self, frame: np.ndarray, box: object) -> None:
         """Start (or restart) tracking the object inside ``box`` = (x, y, w, h) in ``frame``."""
         if self._id is not None:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..datasets import Sequence, load_dataset
+from ..engine import default_threads
 from ..families import loop_config
 from ..model_zoo import resolve, shipped_models
 from ..tracking import SiamTracker
@@ -53,7 +54,7 @@ class SpeedOptions:
     backends: tuple[str, ...] = ("onnxruntime", "torch")
     nano_backbone: Path | None = None
     nano_neckhead: Path | None = None
-    threads: int = 1
+    threads: int = 1  # 0 = each library's default (siamtrack: cores minus load; OpenCV: its own)
     stage_repeats: int = 30
     memory_frames: int = 0
 
@@ -141,7 +142,7 @@ def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
             cost = model_flops(net, cfg)
             for backend in opts.backends:
                 entries.append(_Entry(f"{spec.name} [{backend}]",
-                                      functools.partial(factory, backend=backend, threads=opts.threads), cost))
+                                      functools.partial(factory, backend=backend, threads=opts.threads or None), cost))
         else:
             flops = None
             if spec.name == "nanotrack":
@@ -286,7 +287,7 @@ def memory_run(factory: Callable[[], Any], frames: list[np.ndarray], box: tuple[
 
 # ---------------------------------------------------------------- the run
 
-def machine_info(threads: int) -> dict[str, Any]:
+def machine_info(threads: int | str) -> dict[str, Any]:
     import onnxruntime
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
@@ -310,14 +311,18 @@ def _load_sequence(path: Path, frames: int) -> tuple[Sequence, list[np.ndarray]]
 
 def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedReport:
     """Everything in ONE run: tracker-only and end-to-end fps side by side, then stages and memory."""
-    torch.set_num_threads(opts.threads)
-    cv2.setNumThreads(opts.threads)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+        cv2.setNumThreads(opts.threads)
+        threads: int | str = opts.threads
+    else:
+        threads = f"defaults: siamtrack {default_threads()} (cores minus load), OpenCV {cv2.getNumThreads()}"
     load_before = os.getloadavg()
     seq, frames = _load_sequence(Path(opts.sequence), opts.frames)
     entries, failed = _entries(opts)
     factories = {e.name: e.factory for e in entries}
     log(f"timing {len(entries)} trackers on {len(frames)} frames of {seq.name}, {opts.passes} passes, "
-        f"threads={opts.threads}, load {load_before[0]:.1f}")
+        f"threads={threads}, load {load_before[0]:.1f}")
     results = time_tracking(factories, frames, seq.init_box, opts.passes, opts.chunk)
     e2e = time_end_to_end(factories, seq, len(frames), opts.passes)
     peak = matmul_peak()
@@ -342,7 +347,7 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedRe
                   for p in peers} for s in siam}
     options = {**asdict(opts), "sequence": f"{seq.name} ({frames[0].shape[1]}x{frames[0].shape[0]})", "frames": len(frames),
                "trackers": [e.name for e in entries]}
-    return SpeedReport(machine_info(opts.threads), options, load_before, os.getloadavg(), peak,
+    return SpeedReport(machine_info(threads), options, load_before, os.getloadavg(), peak,
                        list(results.values()) + failed, ratios, memory)
 
 
@@ -378,7 +383,7 @@ def render_markdown(report: SpeedReport) -> str:
     peers = sorted({p for r in report.ratios.values() for p in r}, key=lambda p: [t.name for t in report.trackers].index(p))
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; torch {m['torch']}, OpenCV {m['opencv']}, "
-        f"onnxruntime {m['onnxruntime']}; {m['threads']} thread(s); GPU: {m['gpu']}.",
+        f"onnxruntime {m['onnxruntime']}; threads: {m['threads']}; GPU: {m['gpu']}.",
         f"Run: {o['frames']} frames of {o['sequence']}, {o['passes']} passes (median), trackers interleaved in "
         f"chunks of {o['chunk']} frames; load average (1 min) {report.load_before[0]:.1f} before, "
         f"{report.load_after[0]:.1f} after; fp32 matmul peak in the same run {report.matmul_peak.cpu_gflops:.0f} "

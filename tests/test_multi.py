@@ -1,4 +1,8 @@
-"""MultiTracker: one batched forward per frame, same answers as independent trackers, targets come and go."""
+"""MultiTracker: one batched forward per frame, same answers as independent trackers, targets come and go.
+
+Runs on the `device` fixture (cpu unless $SIAMTRACK_TEST_DEVICE=cuda). On CPU batched and independent answers
+are identical; on CUDA the batch size picks other cuDNN kernels (TF32), so they agree within a tolerance.
+"""
 from dataclasses import astuple
 
 import numpy as np
@@ -10,6 +14,20 @@ from tracker.synthetic import demo_clip
 
 # The moving object plus three static background patches in corners it never reaches.
 CORNERS = [(5.0, 5.0, 40.0, 30.0), (270.0, 10.0, 40.0, 40.0), (10.0, 190.0, 45.0, 40.0)]
+CUDA_BOX_PX, CUDA_SCORE = 1.0, 0.02  # batched vs independent on CUDA
+
+
+def assert_same_tracks(got, want, device):
+    """{name: {frame: (box, score, lost)}} equal (CPU), or equal within CUDA_BOX_PX / CUDA_SCORE (CUDA)."""
+    if device == "cpu":
+        assert got == want
+        return
+    assert {n: sorted(f) for n, f in got.items()} == {n: sorted(f) for n, f in want.items()}
+    for name, frames in want.items():
+        for t, (box, score, lost) in frames.items():
+            g_box, g_score, g_lost = got[name][t]
+            assert g_lost == lost, (name, t)
+            assert np.abs(np.subtract(g_box, box)).max() <= CUDA_BOX_PX and abs(g_score - score) <= CUDA_SCORE, (name, t)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +56,10 @@ class ProbeEngine:
         return getattr(self.engine, name)
 
 
-def run_batched(weights, frames, schedule, vanish_from=None, **config):
+def run_batched(weights, device, frames, schedule, vanish_from=None, **config):
     """schedule: {name: (box, first_frame, stop_frame)}; returns ({name: {frame: (box, score, lost)}},
     the batch sizes of the respond() calls each update() made)."""
-    multi = MultiTracker(weights, device="cpu", **config)
+    multi = MultiTracker(weights, device=device, **config)
     multi.engine = probe = ProbeEngine(multi.engine)
     ids, out, calls = {}, {name: {} for name in schedule}, []
     for t, frame in enumerate(frames):
@@ -62,39 +80,39 @@ def run_batched(weights, frames, schedule, vanish_from=None, **config):
     return out, calls
 
 
-def run_independent(weights, frames, schedule):
+def run_independent(weights, device, frames, schedule):
     out = {}
     for name, (box, first, stop) in schedule.items():
-        tracker = SiamTracker(weights, device="cpu")
+        tracker = SiamTracker(weights, device=device)
         tracker.init(frames[first], box)
         out[name] = {t: astuple(tracker.update(frames[t])) for t in range(first + 1, stop)}
     return out
 
 
-def test_batched_equals_independent_with_targets_added_and_removed(weights, frames, clip):
+def test_batched_equals_independent_with_targets_added_and_removed(weights, device, frames, clip):
     schedule = {"object": (clip.truth(0), 0, 10), "a": (CORNERS[0], 0, 7), "b": (CORNERS[1], 3, 10),
                 "c": (CORNERS[2], 5, 9)}
-    batched, calls = run_batched(weights, frames, schedule)
-    assert batched == run_independent(weights, frames, schedule)
+    batched, calls = run_batched(weights, device, frames, schedule)
+    assert_same_tracks(batched, run_independent(weights, device, frames, schedule), device)
     # ONE respond (backbone + head) per frame for all targets: 3 scales x the targets alive then.
     alive = [sum(first < t < stop for _, first, stop in schedule.values()) for t in range(1, 10)]
     assert calls == [[3 * n] for n in alive]
 
 
-def test_lost_targets_are_searched_one_by_one_and_match_single_target_runs(weights, frames):
+def test_lost_targets_are_searched_one_by_one_and_match_single_target_runs(weights, device, frames):
     schedule = {"a": (CORNERS[0], 0, 6), "b": (CORNERS[1], 0, 6)}
-    batched, calls = run_batched(weights, frames[:6], schedule, vanish_from=3, lost_threshold=0.2)
+    batched, calls = run_batched(weights, device, frames[:6], schedule, vanish_from=3, lost_threshold=0.2)
     for name, one in schedule.items():  # the same target alone in its own tracker
-        alone, _ = run_batched(weights, frames[:6], {name: one}, vanish_from=3, lost_threshold=0.2)
-        assert alone[name] == batched[name]
+        alone, _ = run_batched(weights, device, frames[:6], {name: one}, vanish_from=3, lost_threshold=0.2)
+        assert_same_tracks({name: alone[name]}, {name: batched[name]}, device)
     assert [batched[n][t][2] for t in (3, 4, 5) for n in "ab"] == [True] * 6
     # frame 3: one batched search (2 targets x 3 scales) finds nothing; after that each lost target
     # searches a single wider crop of its own
     assert calls[-3:] == [[6], [1, 1], [1, 1]]
 
 
-def test_ids_and_errors(weights, frames):
-    multi = MultiTracker(weights, device="cpu")
+def test_ids_and_errors(weights, device, frames):
+    multi = MultiTracker(weights, device=device)
     assert multi.update(frames[0]) == {}
     a = multi.add(frames[0], CORNERS[0])
     b = multi.add(frames[0], CORNERS[1])
@@ -106,9 +124,9 @@ def test_ids_and_errors(weights, frames):
     assert set(multi.update(frames[2])) == {b, c}
 
 
-def test_tracks_moving_and_static_targets_together(weights):
+def test_tracks_moving_and_static_targets_together(weights, device):
     clip = demo_clip(n_frames=25)
-    multi = MultiTracker(weights, device="cpu")
+    multi = MultiTracker(weights, device=device)
     frames = iter(clip)
     first = next(frames)
     ids = [multi.add(first, box) for box in [clip.truth(0), *CORNERS]]

@@ -14,6 +14,7 @@ from torch import nn
 
 from .errors import DeviceError
 from .models import SiameseNet, inference_copy
+from .transfer import DeviceIO
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -96,35 +97,22 @@ class TorchEngine:
     def __init__(self, net: SiameseNet, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
-        self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
-
-    def _as_input(self, crops: np.ndarray) -> torch.Tensor:
-        """Copy N x S x S x 3 uint8 crops into a reused float NCHW (channels_last) buffer."""
-        key = crops.shape
-        buf = self._buffers.get(key)
-        if buf is None:
-            if len(self._buffers) > 16:  # bounded: lost-target searches use a few extra sizes
-                self._buffers.clear()
-            n, h, w, _ = key
-            buf = torch.empty((n, 3, h, w), dtype=torch.float32, device=self.device).to(memory_format=torch.channels_last)
-            self._buffers[key] = buf
-        buf.copy_(torch.from_numpy(crops).permute(0, 3, 1, 2))
-        return buf
+        self.io = DeviceIO(self.device)  # reused buffers; pinned uint8 staging on CUDA
 
     @torch.inference_mode()
     def embed(self, crops: np.ndarray) -> torch.Tensor:
         """Exemplar embeddings (N, C, h, w) for N uint8 BGR crops; kept on the device."""
-        return self.net.embed(self._as_input(crops)).clone()
+        return self.net.embed(self.io.upload(crops)).clone()
 
     @torch.inference_mode()
     def features(self, crops: np.ndarray) -> torch.Tensor:
         """Search embeddings of M uint8 BGR crops (the backbone stage alone, for profiling)."""
-        return self.net.embed(self._as_input(crops))
+        return self.net.embed(self.io.upload(crops))
 
     @torch.inference_mode()
     def scores(self, kernels: torch.Tensor, features: torch.Tensor) -> np.ndarray:
         """Responses (M, n, n) float32 of search embeddings against their exemplars (the head stage)."""
-        return self.net.head(kernels, features)[:, 0].float().cpu().numpy()
+        return self.io.download(self.net.head(kernels, features)[:, 0])
 
     def respond(self, kernels: torch.Tensor, crops: np.ndarray) -> np.ndarray:
         """Responses (M, n, n) float32 for M search crops; M is a multiple of len(kernels)."""

@@ -30,9 +30,9 @@ def _iou(a, b):
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def test_follows_a_moving_textured_target(weights):
+def test_follows_a_moving_textured_target(weights, device):
     frames, truth = _scene()
-    tracker = SiamTracker(weights, device="cpu")
+    tracker = SiamTracker(weights, device=device)
     tracker.init(frames[0], truth[0])
     ious = []
     for frame, box in zip(frames[1:], truth[1:]):

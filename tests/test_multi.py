@@ -2,7 +2,7 @@
 for both model families (box regression with NanoTrack-v3's weights where ../shared has them).
 
 Runs on the `device` fixture (cpu unless $SIAMTRACK_TEST_DEVICE=cuda). On CPU batched and independent answers
-agree to rounding (1e-3 px); on CUDA the batch size picks other cuDNN kernels (TF32), so within a tolerance.
+agree to rounding (TOLERANCE); on CUDA the batch size picks other cuDNN kernels (TF32), so within a wider one.
 """
 from dataclasses import astuple
 
@@ -17,8 +17,10 @@ from conftest import nanotrack_files
 
 # The moving object plus three static background patches in corners it never reaches.
 CORNERS = [(5.0, 5.0, 40.0, 30.0), (270.0, 10.0, 40.0, 40.0), (10.0, 190.0, 45.0, 40.0)]
-# batched vs independent: (box px, score); a batched GEMM may round differently from a single one
-TOLERANCE = {"cpu": (1e-3, 1e-4), "cuda": (1.0, 0.02)}
+# batched vs independent: (box px, score). One target alone runs onnxruntime's static single-target
+# graph (the box head's depth-wise correlation as a grouped conv), a batch the dynamic one (a matmul):
+# the same maths, rounded differently (seen: 0.016 px after 3 frames).
+TOLERANCE = {"cpu": (0.05, 1e-3), "cuda": (1.0, 0.02)}
 
 
 def assert_same_tracks(got, want, device):

@@ -105,10 +105,16 @@ class LoopConfig:
     recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
     confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
     redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
+    template_weight: float = 0.0  # share of a recent confident exemplar in the template (0 = the first only)
+    template_every: int = 10      # frames between template refreshes
+    template_gate: float = 0.9    # confidence a frame needs to refresh the template
 
     def _check_window(self) -> None:
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
+        if not 0.0 <= self.template_weight < 1.0 or self.template_every < 1:
+            raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
+                             f"{self.template_weight}, {self.template_every}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

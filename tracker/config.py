@@ -181,6 +181,7 @@ class BoxTrackerConfig(LoopConfig):
     penalty_k: float = 0.138     # weight of the scale/aspect-change penalty exp(-(r_c * s_c - 1) * penalty_k)
     lr: float = 0.348            # size smoothing: lr = penalty * score * this
     min_size: float = 10.0       # smallest box side in pixels (the clip of the published loop)
+    reference_search: int = 255  # search crop at which the model's grid points are -(n // 2) * stride (training)
 
     searches_per_target: ClassVar[int] = 1
 
@@ -191,5 +192,8 @@ class BoxTrackerConfig(LoopConfig):
                              f"{self.exemplar_size}, {self.instance_size}")
         if not 0.0 <= self.lr <= 1.0:
             raise ValueError(f"lr must be in [0, 1], got {self.lr}")
+        if (self.instance_size - self.reference_search) % self.total_stride:
+            raise ValueError(f"instance_size must differ from reference_search ({self.reference_search}) by a multiple of "
+                             f"total_stride ({self.total_stride}), got {self.instance_size}; e.g. 223, 239, 255, 271")
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k must be >= 0, got {self.penalty_k}")

@@ -1,11 +1,15 @@
-"""Shared fixtures: where the development data lives and which weights the tracker tests use."""
+"""Shared fixtures: where the development data lives, which weights the tracker tests use, and the device
+the backend tests run on ($SIAMTRACK_TEST_DEVICE, cpu unless set: tools/gpu_check.sh sets cuda)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# $SIAMTRACK_SHARED: a copy elsewhere (tools/gpu_check.sh carries a few sequences to the GPU machine)
+SHARED = Path(os.environ.get("SIAMTRACK_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+TEST_DEVICE = "SIAMTRACK_TEST_DEVICE"
 SEQUENCES = SHARED / "data" / "sequences"
 FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
 
@@ -30,6 +34,28 @@ def weights():
     if FDSIAMFC_30.is_file():
         return str(FDSIAMFC_30)
     pytest.skip("no shipped default model in weights/ and no ../shared/reference checkpoint")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"device: runs its tracker on ${TEST_DEVICE} (cpu unless set); "
+                                       "every test using the `device` fixture has it (-m device selects them)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The torch device of the backend, engine and multi-target tests: cpu, or cuda[:N] when asked for."""
+    name = os.environ.get(TEST_DEVICE) or "cpu"
+    if name.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            pytest.skip(f"{TEST_DEVICE}={name} but no CUDA GPU is available")
+    return name
 
 
 NANOTRACK_ONNX = {"v1": ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx"),

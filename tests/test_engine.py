@@ -27,10 +27,10 @@ def test_only_plain_pools_are_swapped():
     assert all(isinstance(m, nn.MaxPool2d) for m in net[1])
 
 
-def test_engine_output_equals_the_plain_network():
+def test_engine_output_equals_the_plain_network(device):
     torch.manual_seed(0)
     net = SiameseNet(ModelConfig(width=0.15)).eval()
-    engine = TorchEngine(net, "cpu")
+    engine = TorchEngine(net, device)
     assert not any(isinstance(m, nn.MaxPool2d) for m in engine.net.modules())
     rng = np.random.default_rng(0)
     z = rng.integers(0, 255, (1, 127, 127, 3), dtype=np.uint8)
@@ -40,8 +40,11 @@ def test_engine_output_equals_the_plain_network():
     with torch.no_grad():
         as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
         want = ref(as_input(z), as_input(x)).numpy()
-    assert got.shape == (3, 1, 17, 17)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert got.shape == (3, 1, 17, 17) and got.dtype == np.float32
+    if engine.device.type == "cpu":
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    else:  # cuDNN convolutions run in TF32 by default (10-bit mantissa): ~1e-3 relative, not 1e-4
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-2
     np.testing.assert_array_equal(engine.scores(engine.embed(z), engine.features(x))[0], got)
 
 

@@ -79,21 +79,22 @@ def boxes(tracker, frames, box):
     return np.array([tracker.update(f).box for f in frames[1:]])
 
 
-def test_backends_agree_on_a_generated_clip(random_weights):
+def test_backends_agree_on_a_generated_clip(random_weights, device):
+    """torch on the test device (cpu, or cuda when asked) against onnxruntime on CPU."""
     clip = demo_clip(n_frames=20)
     frames = list(clip)
-    torch_boxes = boxes(SiamTracker(random_weights, device="cpu"), frames, clip.truth(0))
+    torch_boxes = boxes(SiamTracker(random_weights, device=device, backend="torch"), frames, clip.truth(0))
     onnx_boxes = boxes(SiamTracker(random_weights, device="cpu", backend="onnxruntime"), frames, clip.truth(0))
     assert np.abs(torch_boxes - onnx_boxes).max() < MAX_BOX_DIFF
     assert np.ptp(torch_boxes[:, 0]) > 5  # the boxes moved: the comparison is not between two static answers
 
 
-def test_backends_agree_on_a_real_sequence(weights, shared_dir):
+def test_backends_agree_on_a_real_sequence(weights, shared_dir, device):
     folder = shared_dir / "data" / "sequences" / PARITY_SEQUENCE
     capture = cv2.VideoCapture(str(folder / "video.mp4"))
     frames = [capture.read()[1] for _ in range(PARITY_FRAMES)]
     first = np.genfromtxt(folder / "groundtruth.txt", delimiter=",", max_rows=1)
-    torch_boxes = boxes(SiamTracker(weights, device="cpu"), frames, first)
+    torch_boxes = boxes(SiamTracker(weights, device=device, backend="torch"), frames, first)
     onnx_boxes = boxes(SiamTracker(weights, device="cpu", backend="onnxruntime"), frames, first)
     assert np.abs(torch_boxes - onnx_boxes).max() < MAX_BOX_DIFF
 

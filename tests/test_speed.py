@@ -114,3 +114,15 @@ def test_bench_speed_flag_writes_both_reports(tiny_clip, tmp_path, capsys):
     assert [t["name"] for t in data["trackers"]] == ["siamtrack:w [onnxruntime]", "siamtrack:w [torch]", "kcf"]
     assert all(t["stages"]["backbone"]["cpu_ms"] >= 0 for t in data["trackers"][:2])
     assert (tmp_path / "speed.md").read_text() == table
+
+
+def test_a_run_where_no_tracker_loads_reports_why(tiny_clip):
+    """E.g. --device cuda on a machine without a GPU: rows with reasons, not a crash."""
+    root, _ = tiny_clip
+    opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},nanotrack", frames=4,
+                        passes=1, backends=("torch",), stage_repeats=1, device="cuda:99")
+    report = run_speed(opts, log=lambda m: None)
+    assert [(t.name, t.error.split(":")[0], t.tracker_fps) for t in report.trackers] == \
+        [("siamtrack:w", "not run", 0.0), ("nanotrack", "not run", 0.0)]
+    assert report.machine["gpu"].startswith("none (device 'cuda:99' requested but") and report.ratios == {}
+    assert "| siamtrack:w | not run: device 'cuda:99' requested but" in report.to_markdown()

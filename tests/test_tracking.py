@@ -30,9 +30,9 @@ def _iou(a, b):
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def test_follows_a_moving_textured_target(weights):
+def test_follows_a_moving_textured_target(weights, device):
     frames, truth = _scene()
-    tracker = SiamTracker(weights, device="cpu")
+    tracker = SiamTracker(weights, device=device)
     tracker.init(frames[0], truth[0])
     ious = []
     for frame, box in zip(frames[1:], truth[1:]):
@@ -76,3 +76,26 @@ def test_response_size_follows_the_search_crop_and_mismatches_are_refused():
         TrackerConfig(instance_size=223, response_size=17)
     with pytest.raises(ValueError, match="multiple of total_stride"):
         TrackerConfig(instance_size=224)
+
+
+def test_template_refresh_mixes_a_confident_exemplar_into_the_first(weights):
+    """template_weight w: every template_every confident frames the kernel becomes (1-w) first + w latest."""
+    from tracker.synthetic import demo_clip
+    clip = demo_clip(n_frames=8)
+    frames = list(clip)
+    tracker = SiamTracker(weights, device="cpu", template_weight=0.25, template_every=3, template_gate=0.0)
+    tracker.init(frames[0], clip.truth(0))
+    multi, tid = tracker._multi, tracker._id
+    first = np.array(multi._first_kernels[tid])
+    kernels = []
+    for frame in frames[1:7]:
+        tracker.update(frame)
+        kernels.append(np.array(multi._kernels[tid]))
+    assert [np.array_equal(k, first) for k in kernels] == [True, True, False, False, False, False]
+    assert np.array_equal(kernels[3], kernels[2]) and not np.array_equal(kernels[5], kernels[4])
+    target = multi._targets[tid]
+    target.exemplar_into(frames[6], multi._exemplar[0])
+    latest = np.array(multi.engine.embed(multi._exemplar))
+    np.testing.assert_allclose(kernels[5], 0.75 * first + 0.25 * latest, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="template_weight must be in \\[0, 1\\)"):
+        SiamTracker(weights, device="cpu", template_weight=1.0)

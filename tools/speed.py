@@ -29,7 +29,10 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
                    help="siamtrack backend(s) to time (repeatable; default: onnxruntime and torch)")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
     p.add_argument("--nano-neckhead", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_head_sim.onnx")
-    p.add_argument("--threads", type=int, default=1, help="compute threads for every tracker")
+    p.add_argument("--threads", type=int, default=1,
+                   help="compute threads for every tracker; 0 = each library's default (siamtrack: cores minus "
+                        "load; OpenCV: all cores)")
+    p.add_argument("--device", default="cpu", help="siamtrack's device: cpu, cuda, cuda:N or auto (the peers run on CPU)")
     p.add_argument("--memory-frames", type=int, default=0, help="also run the first model this many frames and track RSS")
     p.add_argument("--json", type=Path, default=Path("speed.json"), help="JSON report path")
     p.add_argument("--markdown", type=Path, default=Path("speed.md"), help="Markdown table path")
@@ -40,7 +43,7 @@ def options_from(args: argparse.Namespace) -> SpeedOptions:
     return SpeedOptions(sequence=args.sequence, trackers=names, frames=args.frames, passes=args.passes,
                         backends=tuple(args.backends or ("onnxruntime", "torch")),
                         nano_backbone=args.nano_backbone, nano_neckhead=args.nano_neckhead,
-                        threads=args.threads, memory_frames=args.memory_frames)
+                        threads=args.threads, memory_frames=args.memory_frames, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,7 +116,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     names = [n for n in args.sequences.split(",") if n] if args.sequences else None
     if args.speed:
         from .evaluation.speed import bench_speed
-        print(bench_speed(Path(args.dataset), names, args.trackers, peers.nano_backbone, peers.nano_neckhead, Path(args.out)), end="")
+        print(bench_speed(Path(args.dataset), names, args.trackers, peers.nano_backbone, peers.nano_neckhead, Path(args.out),
+                          args.device), end="")
         return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
                                      args.resume, args.got10k_compat, not args.no_progress, peers))

@@ -125,10 +125,16 @@ class LoopConfig:
     recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
     confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
     redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
+    template_weight: float = 0.0  # share of a recent confident exemplar in the template (0 = the first only)
+    template_every: int = 10      # frames between template refreshes
+    template_gate: float = 0.9    # confidence a frame needs to refresh the template
 
     def _check_window(self) -> None:
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
+        if not 0.0 <= self.template_weight < 1.0 or self.template_every < 1:
+            raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
+                             f"{self.template_weight}, {self.template_every}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +201,7 @@ class BoxTrackerConfig(LoopConfig):
     penalty_k: float = 0.138     # weight of the scale/aspect-change penalty exp(-(r_c * s_c - 1) * penalty_k)
     lr: float = 0.348            # size smoothing: lr = penalty * score * this
     min_size: float = 10.0       # smallest box side in pixels (the clip of the published loop)
+    reference_search: int = 255  # search crop at which the model's grid points are -(n // 2) * stride (training)
 
     searches_per_target: ClassVar[int] = 1
 
@@ -205,5 +212,8 @@ class BoxTrackerConfig(LoopConfig):
                              f"{self.exemplar_size}, {self.instance_size}")
         if not 0.0 <= self.lr <= 1.0:
             raise ValueError(f"lr must be in [0, 1], got {self.lr}")
+        if (self.instance_size - self.reference_search) % self.total_stride:
+            raise ValueError(f"instance_size must differ from reference_search ({self.reference_search}) by a multiple of "
+                             f"total_stride ({self.total_stride}), got {self.instance_size}; e.g. 223, 239, 255, 271")
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k must be >= 0, got {self.penalty_k}")

@@ -14,6 +14,7 @@ from torch import nn
 
 from .errors import DeviceError
 from .models import Network, inference_copy
+from .transfer import DeviceIO
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -96,36 +97,23 @@ class TorchEngine:
     def __init__(self, net: Network, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
-        self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
-
-    def _as_input(self, crops: np.ndarray) -> torch.Tensor:
-        """Copy N x S x S x 3 uint8 crops into a reused float NCHW (channels_last) buffer."""
-        key = crops.shape
-        buf = self._buffers.get(key)
-        if buf is None:
-            if len(self._buffers) > 16:  # bounded: lost-target searches use a few extra sizes
-                self._buffers.clear()
-            n, h, w, _ = key
-            buf = torch.empty((n, 3, h, w), dtype=torch.float32, device=self.device).to(memory_format=torch.channels_last)
-            self._buffers[key] = buf
-        buf.copy_(torch.from_numpy(crops).permute(0, 3, 1, 2))
-        return buf
+        self.io = DeviceIO(self.device)  # reused buffers; pinned uint8 staging on CUDA
 
     @torch.inference_mode()
     def embed(self, crops: np.ndarray) -> torch.Tensor:
         """Exemplar embeddings (N, C, h, w) for N uint8 BGR crops; kept on the device."""
-        return self.net.embed(self._as_input(crops)).clone()
+        return self.net.embed(self.io.upload(crops)).clone()
 
     @torch.inference_mode()
     def features(self, crops: np.ndarray) -> torch.Tensor:
         """Search embeddings of M uint8 BGR crops (the backbone stage alone, for profiling)."""
-        return self.net.embed(self._as_input(crops))
+        return self.net.embed(self.io.upload(crops))
 
     @torch.inference_mode()
     def scores(self, kernels: torch.Tensor, features: torch.Tensor) -> tuple[np.ndarray, ...]:
         """The family's outputs, float32 (M, k, n, n) each, of search embeddings against their exemplars
         (the head stage): SiamFC (responses,), box regression (cls, loc)."""
-        return tuple(o.float().cpu().numpy() for o in self.net.outputs(kernels, features))
+        return tuple(self.io.download(o) for o in self.net.outputs(kernels, features))
 
     def respond(self, kernels: torch.Tensor, crops: np.ndarray) -> tuple[np.ndarray, ...]:
         """Outputs for M search crops; M is a multiple of len(kernels)."""

@@ -45,19 +45,25 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 
 class OnnxEngine:
-    """onnxruntime backend; kernels are float32 numpy arrays (N, C, h, w)."""
+    """onnxruntime backend; kernels are float32 numpy arrays (N, C, h, w).
+
+    Two graph pairs: dynamic (any batch and size: many targets, lost-state searches, exemplars) and
+    static for one target's normal frame, the common case, where fixed shapes run faster.
+    """
 
     name = "onnxruntime"
 
     def __init__(self, net: Network, device: str = "auto", threads: int | None = None,
                  config: LoopConfig | None = None) -> None:
-        backbone, head = onnx_models(net, config)
         providers = providers_for(device)
         opts = session_options(threads)
-        self.backbone = ort.InferenceSession(backbone, opts, providers=providers)
-        self.head = ort.InferenceSession(head, opts, providers=providers)
+        sessions = [ort.InferenceSession(graph, opts, providers=providers)
+                    for static in (False, True) for graph in onnx_models(net, config, static=static)]
+        self.backbone, self.head, self._one_backbone, self._one_head = sessions
         self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
+        self._one_crops = tuple(self._one_backbone.get_inputs()[0].shape)
+        self._one_features = tuple(self._one_head.get_inputs()[1].shape)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""
@@ -66,12 +72,15 @@ class OnnxEngine:
     def features(self, crops: np.ndarray) -> ort.OrtValue:
         """Search embeddings of M uint8 BGR crops, left inside ONNX Runtime for the head."""
         crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
-        return self.backbone.run_with_ort_values(["features"], {"crops": crops_value})[0]
+        session = self._one_backbone if crops.shape == self._one_crops else self.backbone
+        return session.run_with_ort_values(["features"], {"crops": crops_value})[0]
 
     def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> tuple[np.ndarray, ...]:
         """The family's outputs (float32, (M, k, n, n) each) of search embeddings against their exemplars."""
         kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
-        values = self.head.run_with_ort_values(self.output_names, {"exemplar": kernel_value, "search": features})
+        one = len(kernels) == 1 and tuple(features.shape()) == self._one_features
+        session = self._one_head if one else self.head
+        values = session.run_with_ort_values(self.output_names, {"exemplar": kernel_value, "search": features})
         return tuple(v.numpy() for v in values)
 
     def respond(self, kernels: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -51,6 +51,7 @@ class _Target:
         self.frame_shape = frame.shape[:2]
         self.frame_side = max(frame.shape[:2])
         self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
+        self.confident_frames = 0
         self._confident = self._geometry()
 
     def _set(self, cx: float, cy: float, w: float, h: float) -> None:
@@ -62,6 +63,13 @@ class _Target:
 
     def _geometry(self) -> tuple[float, ...]:
         return self.cx, self.cy, self.w, self.h
+
+    def refresh_due(self, score: float) -> bool:
+        """Every ``template_every`` confident frames (lost or low frames do not count)."""
+        if score < self.cfg.template_gate or self.low_count or self.lost:
+            return False
+        self.confident_frames += 1
+        return self.confident_frames % self.cfg.template_every == 0
 
     def confidence(self, raw: float) -> float:
         """Peak relative to the target's recent peaks, clipped to [0, 1] (families whose raw score is
@@ -163,6 +171,7 @@ class MultiTracker:
         self.step: Step = build_step(self.family, cfg)
         self._targets: dict[int, _Target] = {}
         self._kernels: dict[int, Any] = {}
+        self._first_kernels: dict[int, Any] = {}
         self._batch: tuple[tuple[int, ...], Any] | None = None
         self._search: dict[int, np.ndarray] = {}
         self._exemplar = np.empty((1, cfg.exemplar_size, cfg.exemplar_size, 3), np.uint8)
@@ -188,7 +197,7 @@ class MultiTracker:
         target.exemplar_into(frame, self._exemplar[0])
         tid = self._next_id
         self._next_id += 1
-        self._kernels[tid] = self.engine.embed(self._exemplar)
+        self._kernels[tid] = self._first_kernels[tid] = self.engine.embed(self._exemplar)
         if self.step.relative_confidence:
             target.reference = self._own_peak(self._kernels[tid], frame, target)
         self._targets[tid] = target
@@ -204,11 +213,19 @@ class MultiTracker:
     def remove(self, tid: int) -> None:
         if tid not in self._targets:
             raise KeyError(f"no target with id {tid}; current ids: {self.ids}")
-        del self._targets[tid], self._kernels[tid]
+        del self._targets[tid], self._kernels[tid], self._first_kernels[tid]
         self._batch = None
 
     def box(self, tid: int) -> tuple[float, float, float, float]:
         return self._targets[tid].box
+
+    def _refresh_template(self, tid: int, target: _Target, frame: np.ndarray) -> None:
+        """Mix the exemplar of this confident frame into the first one, in feature space: the template
+        follows slow appearance change but never forgets what it was told to track."""
+        w = self.config.template_weight
+        target.exemplar_into(frame, self._exemplar[0])
+        self._kernels[tid] = self.engine.concat([(1 - w) * self._first_kernels[tid] + w * self.engine.embed(self._exemplar)])
+        self._batch = None
 
     def _kernels_for(self, ids: tuple[int, ...]):
         if self._batch is None or self._batch[0] != ids:
@@ -239,6 +256,8 @@ class MultiTracker:
                 target = self._targets[tid]
                 mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
                 results[tid] = target.apply(step.propose(target, mine), step.relative_confidence)
+                if self.config.template_weight and target.refresh_due(results[tid].score):
+                    self._refresh_template(tid, target, frame)
         for tid, target in self._targets.items():
             if tid not in results:
                 crop, crop_px = target.redetect_crop(frame)
@@ -268,6 +287,11 @@ class SiamTracker:
     @property
     def metadata(self) -> dict[str, Any]:
         return self._multi.metadata
+
+    @property
+    def family(self) -> str:
+        """The model family the weights belong to: 'siamfc' or 'box'."""
+        return self._multi.family
 
     def init(self, frame: np.ndarray, box: object) -> None:
         """Start (or restart) tracking the object inside ``box`` = (x, y, w, h) in ``frame``."""

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from ..datasets import Sequence, load_dataset
+from ..engine import default_threads, resolve_device
+from ..errors import DeviceError
 from ..families import loop_config
 from ..model_zoo import resolve, shipped_models
 from ..tracking import SiamTracker
@@ -43,7 +45,8 @@ def default_trackers() -> str:
 @dataclass
 class SpeedOptions:
     """What to time; ``trackers`` uses `siamtrack bench` names (siamtrack[:WEIGHTS][@key=value,...],
-    nanotrack, csrt, kcf); every siamtrack entry is timed once per backend in ``backends``."""
+    nanotrack, csrt, kcf); every siamtrack entry is timed once per backend in ``backends``, on ``device``
+    (the peers always run on CPU)."""
 
     sequence: Path
     trackers: str | list[str] = ""  # a list keeps commas inside @overrides; "" = every shipped model + PEERS
@@ -53,9 +56,10 @@ class SpeedOptions:
     backends: tuple[str, ...] = ("onnxruntime", "torch")
     nano_backbone: Path | None = None
     nano_neckhead: Path | None = None
-    threads: int = 1
+    threads: int = 1  # 0 = each library's default (siamtrack: cores minus load; OpenCV: its own)
     stage_repeats: int = 30
     memory_frames: int = 0
+    device: str = "cpu"
 
 
 @dataclass
@@ -128,7 +132,7 @@ class _Entry:
 
 def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
     """(runnable entries, reports of those that cannot run); siamtrack once per backend at opts.threads."""
-    peer_opts = PeerOptions(opts.nano_backbone, opts.nano_neckhead, device="cpu")
+    peer_opts = PeerOptions(opts.nano_backbone, opts.nano_neckhead, device=opts.device)
     entries, failed = [], []
     for spec in parse_trackers(opts.trackers or default_trackers(), peer_opts):
         factory = spec.factory
@@ -141,7 +145,7 @@ def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
             cost = model_flops(net, cfg)
             for backend in opts.backends:
                 entries.append(_Entry(f"{spec.name} [{backend}]",
-                                      functools.partial(factory, backend=backend, threads=opts.threads), cost))
+                                      functools.partial(factory, backend=backend, threads=opts.threads or None), cost))
         else:
             flops = None
             if spec.name == "nanotrack":
@@ -174,6 +178,8 @@ def matmul_peak(size: int = 1024, repeats: int = 15) -> Peak:
 
 
 def _rotated(names: list[str], k: int) -> list[str]:
+    if not names:  # every tracker failed to load: the report lists why
+        return []
     k %= len(names)
     return names[k:] + names[:k]
 
@@ -245,7 +251,8 @@ def time_end_to_end(factories: dict[str, Callable[[], Any]], seq: Sequence, fram
 
 
 def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[str, Timing]:
-    """Each stage of one update on the same frame and target state, stages interleaved per repeat."""
+    """Each stage of one update on the same frame and target state, stages interleaved per repeat.
+    On CUDA each stage ends with a synchronize: kernels run asynchronously, so the launch alone says nothing."""
     multi = tracker._multi  # a profiler reaches inside on purpose: these are the hot-path pieces
     tid = tracker._id
     target = multi._targets[tid]
@@ -259,6 +266,8 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     calls = {"crop": lambda: step.search_into(target, frame, buf), "backbone": lambda: engine.features(buf),
              "head": lambda: engine.scores(kernels, feats),
              "post": lambda: step.propose(target, outputs), "update": lambda: tracker.update(frame)}
+    if engine.device.type == "cuda":
+        calls = {k: (lambda fn=fn: (fn(), torch.cuda.synchronize(engine.device))) for k, fn in calls.items()}
     samples: dict[str, list[Timing]] = {k: [] for k in calls}
     for _ in range(repeats):
         for name, fn in calls.items():
@@ -286,7 +295,7 @@ def memory_run(factory: Callable[[], Any], frames: list[np.ndarray], box: tuple[
 
 # ---------------------------------------------------------------- the run
 
-def machine_info(threads: int) -> dict[str, Any]:
+def machine_info(threads: int | str, device: str) -> dict[str, Any]:
     import onnxruntime
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
@@ -295,7 +304,18 @@ def machine_info(threads: int) -> dict[str, Any]:
         model = names[0] if names else model
     return {"cpu": model, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__,
-            "threads": threads, "gpu": "not measured (CPU run)"}
+            "threads": threads, "gpu": _gpu_name(device)}
+
+
+def _gpu_name(device: str) -> str:
+    """The GPU siamtrack ran on, with torch's CUDA version, or why none was measured."""
+    try:
+        dev = resolve_device(device)
+    except DeviceError as exc:  # each siamtrack row then says "not run: ..." too
+        return f"none ({exc})"
+    if dev.type != "cuda":
+        return "not measured (CPU run)"
+    return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
 
 
 def _load_sequence(path: Path, frames: int) -> tuple[Sequence, list[np.ndarray]]:
@@ -310,14 +330,18 @@ def _load_sequence(path: Path, frames: int) -> tuple[Sequence, list[np.ndarray]]
 
 def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedReport:
     """Everything in ONE run: tracker-only and end-to-end fps side by side, then stages and memory."""
-    torch.set_num_threads(opts.threads)
-    cv2.setNumThreads(opts.threads)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+        cv2.setNumThreads(opts.threads)
+        threads: int | str = opts.threads
+    else:
+        threads = f"defaults: siamtrack {default_threads()} (cores minus load), OpenCV {cv2.getNumThreads()}"
     load_before = os.getloadavg()
     seq, frames = _load_sequence(Path(opts.sequence), opts.frames)
     entries, failed = _entries(opts)
     factories = {e.name: e.factory for e in entries}
     log(f"timing {len(entries)} trackers on {len(frames)} frames of {seq.name}, {opts.passes} passes, "
-        f"threads={opts.threads}, load {load_before[0]:.1f}")
+        f"threads={threads}, load {load_before[0]:.1f}")
     results = time_tracking(factories, frames, seq.init_box, opts.passes, opts.chunk)
     e2e = time_end_to_end(factories, seq, len(frames), opts.passes)
     peak = matmul_peak()
@@ -331,7 +355,8 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedRe
             tracker.init(frames[0], seq.init_box)
             tracker.update(frames[1])
             r.stages = time_stages(tracker, frames[1], opts.stage_repeats)
-            r.backbone_gflops = e.flops.backbone / (r.stages["backbone"].cpu_ms / 1000) / 1e9
+            backbone_s = r.stages["backbone"].cpu_ms / 1000  # can be 0 on CUDA, where the host may sleep in the sync
+            r.backbone_gflops = e.flops.backbone / backbone_s / 1e9 if backbone_s > 0 else None
             if opts.memory_frames and memory is None:
                 log(f"memory: {opts.memory_frames} updates of {e.name}")
                 rss = memory_run(e.factory, frames, seq.init_box, opts.memory_frames)
@@ -342,7 +367,7 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedRe
                   for p in peers} for s in siam}
     options = {**asdict(opts), "sequence": f"{seq.name} ({frames[0].shape[1]}x{frames[0].shape[0]})", "frames": len(frames),
                "trackers": [e.name for e in entries]}
-    return SpeedReport(machine_info(opts.threads), options, load_before, os.getloadavg(), peak,
+    return SpeedReport(machine_info(threads, opts.device), options, load_before, os.getloadavg(), peak,
                        list(results.values()) + failed, ratios, memory)
 
 
@@ -357,11 +382,12 @@ def write_speed_report(opts: SpeedOptions, json_path: Path, markdown_path: Path,
 
 
 def bench_speed(dataset: Path, sequences: list[str] | None, trackers: str, nano_backbone: Path | None,
-                nano_neckhead: Path | None, out: Path) -> str:
+                nano_neckhead: Path | None, out: Path, device: str) -> str:
     """``siamtrack bench DATASET --speed``: time on the first of ``sequences`` (default: the dataset's
     first sequence) and write ``out``/speed.json and speed.md."""
     name = sequences[0] if sequences else load_dataset(dataset)[0].name
-    opts = SpeedOptions(Path(dataset) / name, trackers=trackers, nano_backbone=nano_backbone, nano_neckhead=nano_neckhead)
+    opts = SpeedOptions(Path(dataset) / name, trackers=trackers, nano_backbone=nano_backbone, nano_neckhead=nano_neckhead,
+                        device=device)
     return write_speed_report(opts, Path(out) / "speed.json", Path(out) / "speed.md",
                               log=lambda m: print(m, file=sys.stderr))
 
@@ -378,7 +404,7 @@ def render_markdown(report: SpeedReport) -> str:
     peers = sorted({p for r in report.ratios.values() for p in r}, key=lambda p: [t.name for t in report.trackers].index(p))
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; torch {m['torch']}, OpenCV {m['opencv']}, "
-        f"onnxruntime {m['onnxruntime']}; {m['threads']} thread(s); GPU: {m['gpu']}.",
+        f"onnxruntime {m['onnxruntime']}; threads: {m['threads']}; GPU: {m['gpu']}.",
         f"Run: {o['frames']} frames of {o['sequence']}, {o['passes']} passes (median), trackers interleaved in "
         f"chunks of {o['chunk']} frames; load average (1 min) {report.load_before[0]:.1f} before, "
         f"{report.load_after[0]:.1f} after; fp32 matmul peak in the same run {report.matmul_peak.cpu_gflops:.0f} "

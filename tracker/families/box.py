@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config import BoxTrackerConfig
 from ..crops import crop_into
-from ..postprocess.box import cosine_window, locate_box
+from ..postprocess.box import cosine_window, grid_origin, locate_box
 
 Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
 
@@ -19,14 +19,17 @@ class BoxStep:
     def __init__(self, cfg: BoxTrackerConfig) -> None:
         self.cfg = cfg
         self._windows: dict[int, np.ndarray] = {}
-        locate_box(np.zeros((2, 2, 2), np.float32), np.ones((4, 2, 2), np.float32), np.ones((2, 2)), 16, 1.0, 1.0,
-                   0.1, 0.5)  # JIT warm-up
+        locate_box(np.zeros((2, 2, 2), np.float32), np.ones((4, 2, 2), np.float32), np.ones((2, 2)), 16, -8.0, 1.0,
+                   1.0, 0.1, 0.5)  # JIT warm-up
 
     def _window(self, n: int) -> np.ndarray:
         window = self._windows.get(n)
         if window is None:
             window = self._windows[n] = cosine_window(n)
         return window
+
+    def _origin(self, n: int, crop: int) -> float:
+        return grid_origin(n, crop, self.cfg.reference_search, self.cfg.total_stride)
 
     def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
         crop_into(frame, target.cx, target.cy, target.x_sz, out[0], target.border)
@@ -37,7 +40,8 @@ class BoxStep:
         cls, loc = outputs[0][0], outputs[1][0]
         scale = cfg.instance_size / target.x_sz  # crop px per frame px
         score, penalty, dx, dy, w, h = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride,
-                                                  target.w * scale, target.h * scale, cfg.penalty_k, cfg.window_influence)
+                                                  self._origin(cls.shape[1], cfg.instance_size), target.w * scale,
+                                                  target.h * scale, cfg.penalty_k, cfg.window_influence)
         lr = penalty * score * cfg.lr
         height, width = target.frame_shape
         cx = min(max(target.cx + dx / scale, 0.0), width)
@@ -51,6 +55,7 @@ class BoxStep:
         cfg = self.cfg
         cls, loc = outputs[0][0], outputs[1][0]
         scale = out_size / crop_px
-        score, _, dx, dy, _, _ = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride, target.w * scale,
-                                            target.h * scale, cfg.penalty_k, 0.0)
+        score, _, dx, dy, _, _ = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride,
+                                            self._origin(cls.shape[1], out_size), target.w * scale, target.h * scale,
+                                            cfg.penalty_k, 0.0)
         return score, target.cx + dx / scale, target.cy + dy / scale

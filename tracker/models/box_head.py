@@ -28,9 +28,12 @@ def depthwise_correlate(z: torch.Tensor, x: torch.Tensor, padding: int = 1) -> t
     Every (sample, channel) pair is one row: a fixed one-hot convolution lays out the h*w shifted
     copies of its search map, and one batched matmul weights them by its exemplar cells. A grouped
     convolution would need N*C groups, which cannot be a dynamic batch in ONNX; shifted slices
-    cost ONNX Runtime ~30 small ops.
+    cost ONNX Runtime ~30 small ops. One sample is a plain depth-wise convolution (torch's fastest
+    path, and a static ONNX graph's).
     """
     n, c, h, w = z.shape
+    if n == 1:
+        return F.conv2d(x, z.transpose(0, 1), padding=padding, groups=c)
     rows = x.reshape(n * c, 1, x.shape[2], x.shape[3])
     shifted = F.conv2d(rows, shift_kernel(int(h), int(w), x.dtype, x.device).transpose(0, 1), padding=padding)
     out = torch.matmul(z.reshape(n * c, 1, h * w), shifted.reshape(n * c, h * w, -1))

@@ -2,7 +2,9 @@
 
 ``locate_box`` is the Numba kernel the tracker runs (no allocation per frame); ``locate_box_reference``
 is NanoTrack's / pysot's post-processing written plainly in NumPy, the tests' ground truth.
-Grid point (i, j) of an n x n map sits at (-(n // 2) + j, -(n // 2) + i) * stride from the crop centre.
+Grid point (i, j) sits at (origin + j * stride, origin + i * stride) from the crop centre; NanoTrack's
+convention at its training crop is origin = -(n // 2) * stride, and :func:`grid_origin` carries that
+to other crop sizes.
 """
 from __future__ import annotations
 
@@ -10,6 +12,18 @@ import math
 
 import numba
 import numpy as np
+
+
+def grid_origin(n: int, crop: int, reference_crop: int, stride: int) -> float:
+    """Offset of point (0, 0) from the centre of a ``crop`` px search crop whose map is n x n.
+
+    Points are fixed to the image: growing the crop by 2 * stride adds a point at each end, so the
+    origin moves by half the growth. At ``reference_crop`` (where the model's targets were defined,
+    NanoTrack: 255) it is NanoTrack's -(n0 // 2) * stride; for an odd n0 that is the symmetric grid at
+    every size, for an even n0 (v1/v2) the grid stays half a stride off centre, as trained.
+    """
+    n0 = n - (crop - reference_crop) // stride
+    return -(n0 // 2) * stride - (crop - reference_crop) / 2
 
 
 def cosine_window(n: int) -> np.ndarray:
@@ -29,15 +43,14 @@ def _size(w, h):
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True)
-def locate_box(cls, loc, window, stride, width, height, penalty_k, window_influence):
+def locate_box(cls, loc, window, stride, origin, width, height, penalty_k, window_influence):
     """Best point of one target's maps.
 
-    cls (2, n, n) logits, loc (4, n, n) l,t,r,b in crop px, window (n, n); width/height = the current
-    target size in crop px. Returns (score, penalty, cx, cy, w, h) of the best point: softmax score,
+    cls (2, n, n) logits, loc (4, n, n) l,t,r,b in crop px, window (n, n); point (i, j) at (origin +
+    j * stride, origin + i * stride); width/height = the current target size in crop px. Returns (score, penalty, cx, cy, w, h) of the best point: softmax score,
     its size-change penalty, and its box (centre relative to the crop centre, size) in crop px.
     """
     n = cls.shape[1]
-    origin = -(n // 2) * stride
     ref_size = _size(width, height)
     ref_ratio = width / height
     best = -np.inf
@@ -58,11 +71,12 @@ def locate_box(cls, loc, window, stride, width, height, penalty_k, window_influe
     return out
 
 
-def locate_box_reference(cls: np.ndarray, loc: np.ndarray, window: np.ndarray, stride: int, width: float,
-                         height: float, penalty_k: float, window_influence: float) -> tuple[float, ...]:
-    """NanoTracker.track's maths (HonglinChu/SiamTrackers), vectorised as the original."""
+def locate_box_reference(cls: np.ndarray, loc: np.ndarray, window: np.ndarray, stride: int, origin: float,
+                         width: float, height: float, penalty_k: float, window_influence: float) -> tuple[float, ...]:
+    """NanoTracker.track's maths (HonglinChu/SiamTrackers), vectorised as the original (which has
+    origin = -(n // 2) * stride)."""
     n = cls.shape[1]
-    ori = -(n // 2) * stride
+    ori = origin
     xs, ys = np.meshgrid(ori + stride * np.arange(n), ori + stride * np.arange(n))
     px, py = xs.ravel().astype(np.float32), ys.ravel().astype(np.float32)
     logits = cls.reshape(2, -1).astype(np.float64)

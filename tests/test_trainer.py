@@ -245,7 +245,7 @@ def test_box_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, t
     assert losses[0] > losses[1] > losses[2]
     net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
     assert net.config.family == "box" and net.config.exemplar_cells == 16 and meta["epoch"] == 4
-    assert overrides["exemplar_size"] == 63 and overrides["instance_size"] == 127
+    assert overrides["exemplar_size"] == 63 and overrides["instance_size"] == overrides["reference_search"] == 127
     clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
     frames = list(clip)
     tracker = SiamTracker(str(out / "epoch_004.pth"), device="cpu")

@@ -59,8 +59,9 @@ class BoxTraining:
 
     def build(self) -> tuple[BoxSiameseNet, dict[str, Any]]:
         """The student and the tracking-loop settings its checkpoints carry: the source's (a NanoTrack
-        version's published ones) plus the crop geometry it is trained on, which the tracker must use
-        since the head's attention is as wide as the exemplar's feature cells."""
+        version's published ones) plus the crop geometry it is trained on, which the tracker must use:
+        the head's attention is as wide as the exemplar's feature cells, and the grid points sit where
+        the training labels put them."""
         t, arch, cache = self.setup.train, self.setup.box_arch, self.setup.cache
         cells = exemplar_cells(cache.exemplar_size)
         if t.init:
@@ -85,8 +86,10 @@ class BoxTraining:
             # exp(0) = 1 px boxes would sit deep inside every target, where (G)IoU barely changes with
             # their size; start at a typical target's half side instead (the exemplar shows ~2x the target).
             nn.init.constant_(net.head.loc_out[0].bias, math.log(cache.exemplar_size / 4))
+        # box_targets puts the points at -(n // 2) * stride of the training search crop: the tracker
+        # carries that convention to other crop sizes from reference_search.
         geometry = {"exemplar_size": cache.exemplar_size, "instance_size": cache.instance_size,
-                    "context": cache.context}
+                    "reference_search": cache.instance_size, "context": cache.context}
         return net, {**overrides, **geometry}
 
     def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:

@@ -10,6 +10,13 @@ SEQUENCES = SHARED / "data" / "sequences"
 FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
 
 
+@pytest.fixture(autouse=True)
+def own_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty folder: what a user left in theirs (the demo.mp4 that
+    `siamtrack demo` writes, a bench/ folder) must not change a result, and no test writes there."""
+    monkeypatch.chdir(tmp_path)
+
+
 def shipped_default_exists() -> bool:
     from tracker.model_zoo import shipped_models
     return "" in shipped_models()

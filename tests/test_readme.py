@@ -21,14 +21,14 @@ SNIPPETS = snippets()
 
 @pytest.fixture
 def scratch(weights, tmp_path, monkeypatch):
-    """Run in an empty folder; until a default model ships, register the fallback checkpoint as the default."""
+    """Until a default model ships, register the fallback checkpoint as the default (conftest runs every
+    test in an empty folder)."""
     if weights is not None:
         folder = tmp_path / "weights"
         folder.mkdir()
         entry = {"file": str(Path(weights).resolve()), "sha256": file_sha256(weights), "description": "test default"}
         (folder / "registry.json").write_text(json.dumps({"default": "readme", "models": {"readme": entry}}))
         monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(folder))
-    monkeypatch.chdir(tmp_path)
 
 
 def test_the_python_api_section_has_its_snippets():

@@ -146,7 +146,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                        description="Write the backbone and head (uint8 BGR crops in, dynamic batch) into a folder: "
                                    "backbone.onnx + head.onnx, or siamtrack.pt; plus siamtrack.json with the configs.")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="output format")
-    p.add_argument("--output", required=True, metavar="DIR", help="folder to write (created if missing)")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="folder to write, created if missing (a file name such as model.onnx is refused)")
     p.add_argument("--weights", default=None, help="shipped model name or checkpoint path (default: the default model)")
     p.set_defaults(handler=_run_export)
 

@@ -1,6 +1,8 @@
 """Shared fixtures: where the development data lives and which weights the tracker tests use."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,16 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEQUENCES = SHARED / "data" / "sequences"
 FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its example database and caches in a folder of this run instead of ./.hypothesis
+    (it writes there while test modules are collected): an earlier run's saved examples must not
+    change this one, and no test writes into the current folder."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+    folder = tempfile.mkdtemp(prefix="siamtrack-hypothesis-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    set_hypothesis_home_dir(folder)
 
 
 @pytest.fixture(autouse=True)

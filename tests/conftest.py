@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -20,6 +21,17 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = tempfile.mkdtemp(prefix="siamtrack-hypothesis-")
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     set_hypothesis_home_dir(folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_by_default() -> Iterator[None]:
+    """Trackers built without ``threads=`` use one thread instead of the cores the 1-minute load average
+    leaves free: that count changes as the suite loads the machine, and 1 and 2 threads give results
+    that differ in the last digits, so two trackers a test compares exactly would disagree."""
+    import tracker.engine
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracker.engine, "default_threads", lambda: 1)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the development data lives and which weights the tracker tests use."""
+"""Shared fixtures: where the development data lives, which weights the tracker tests use, and what
+keeps each test independent of the machine: its own empty working folder, one thread per tracker."""
 from __future__ import annotations
 
 import shutil

@@ -1,9 +1,13 @@
-"""Shared fixtures: where the development data lives, which weights the tracker tests use, and the device
-the backend tests run on ($SIAMTRACK_TEST_DEVICE, cpu unless set: tools/gpu_check.sh sets cuda)."""
+"""Shared fixtures: where the development data lives, which weights the tracker tests use, the device
+the backend tests run on ($SIAMTRACK_TEST_DEVICE, cpu unless set: tools/gpu_check.sh sets cuda), and what
+keeps each test independent of the machine: its own empty working folder, one thread per tracker."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -12,6 +16,34 @@ SHARED = Path(os.environ.get("SIAMTRACK_SHARED") or Path(__file__).resolve().par
 TEST_DEVICE = "SIAMTRACK_TEST_DEVICE"
 SEQUENCES = SHARED / "data" / "sequences"
 FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its example database and caches in a folder of this run instead of ./.hypothesis
+    (it writes there while test modules are collected): an earlier run's saved examples must not
+    change this one, and no test writes into the current folder."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+    folder = tempfile.mkdtemp(prefix="siamtrack-hypothesis-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    set_hypothesis_home_dir(folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_by_default() -> Iterator[None]:
+    """Trackers built without ``threads=`` use one thread instead of the cores the 1-minute load average
+    leaves free: that count changes as the suite loads the machine, and 1 and 2 threads give results
+    that differ in the last digits, so two trackers a test compares exactly would disagree."""
+    import tracker.engine
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracker.engine, "default_threads", lambda: 1)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def own_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty folder: what a user left in theirs (the demo.mp4 that
+    `siamtrack demo` writes, a bench/ folder) must not change a result, and no test writes there."""
+    monkeypatch.chdir(tmp_path)
 
 
 def shipped_default_exists() -> bool:

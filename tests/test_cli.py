@@ -179,14 +179,15 @@ def _bad_inputs(tmp_path, video):
         ("device: unknown", [*t, "--device", "tpu"], "device 'tpu'"),
         ("--threads 0", [*t, "--threads", "0"], "--threads must be at least 1, got 0"),
         ("--max-frames 0", [*t, "--max-frames", "0"], "--max-frames must be at least 1, got 0"),
-        ("demo: input without truth", ["demo", empty], f"demo input {empty} must be a sequence folder"),
+        ("demo: input without truth", ["demo", empty, "--output", tmp_path / "d.mp4"],
+         f"demo input {empty} must be a sequence folder"),
         ("demo: output exists", ["demo", "--output", taken], f"{taken} already exists; pass --overwrite"),
         ("demo: --frames 1", ["demo", "--frames", "1"], "--frames must be at least 2, got 1"),
     ]
 
 
-def test_every_bad_input_is_one_line_and_exit_2(clip_video, weights, tmp_path, capfd, monkeypatch):
-    video, _ = clip_video
+def _check_bad_inputs(capfd, monkeypatch, weights, tmp_path, video):
+    """Run every bad input; each must exit 2 with its own one-line error and write nothing."""
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     if torch.cuda.is_available():
@@ -202,6 +203,24 @@ def test_every_bad_input_is_one_line_and_exit_2(clip_video, weights, tmp_path, c
             failures.append(f"{name}: exit {code}, stderr {err!r}")
     assert not failures, "\n".join(failures)
     assert not (tmp_path / "o.mp4").exists() and (tmp_path / "taken.mp4").read_bytes() == b"x"  # nothing written
+
+
+def test_every_bad_input_is_one_line_and_exit_2(clip_video, weights, tmp_path, capfd, monkeypatch):
+    _check_bad_inputs(capfd, monkeypatch, weights, tmp_path, clip_video[0])
+
+
+def test_bad_inputs_get_their_own_errors_where_the_demo_left_demo_mp4(clip_video, weights, tmp_path, capfd,
+                                                                      monkeypatch):
+    """The README's order: `siamtrack demo` writes demo.mp4 into the current folder, then the tests run there."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)
+    code, _, err = _run(capfd, "demo", "--frames", 3, "--device", "cpu", *_weights_args(weights))
+    assert code == 0, err
+    assert (checkout / "demo.mp4").is_file()
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    _check_bad_inputs(capfd, monkeypatch, weights, inputs, clip_video[0])
 
 
 def test_demo_generates_tracks_and_reports_iou(weights, tmp_path, capfd):

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.datasets import detect_layout, load_dataset, split_names, write_sequence
+from tracker.datasets import Sequence, check_ground_truth, detect_layout, load_dataset, split_names, write_sequence
 from tracker.errors import DatasetError, VideoError
 
 
@@ -65,11 +65,33 @@ def test_otb_layout_honours_got10k_frame_ranges(tmp_path):
     assert [round(float(f.mean()) / 20) for f in plain.frames()] == [1, 2, 3]
 
 
-def test_otb_image_count_mismatch_is_an_error(tmp_path):
-    _write_images(tmp_path / "Odd" / "img", 3, "%04d.jpg")
-    (tmp_path / "Odd" / "groundtruth_rect.txt").write_text("1,2,10,10\n")
-    with pytest.raises(DatasetError, match="Odd: 3 images but 1 boxes"):
+def test_otb_with_more_boxes_than_images_is_an_error(tmp_path):
+    _write_images(tmp_path / "Odd" / "img", 2, "%04d.jpg")
+    (tmp_path / "Odd" / "groundtruth_rect.txt").write_text("1,2,10,10\n" * 3)
+    with pytest.raises(DatasetError, match="Odd: 2 images but 3 boxes"):
         load_dataset(tmp_path)
+
+
+def test_fewer_boxes_than_frames_in_every_layout_keeps_all_frames(tmp_path):
+    write_sequence(tmp_path / "seqs" / "Own", _frames(5), np.ones((5, 4)))
+    np.savetxt(tmp_path / "seqs" / "Own" / "groundtruth.txt", [[1, 2, 10, 12]], delimiter=",")
+    _write_images(tmp_path / "got" / "GOT-10k_Test_000001", 4, "%08d.jpg")  # the GOT-10k test layout
+    (tmp_path / "got" / "GOT-10k_Test_000001" / "groundtruth.txt").write_text("1,2,10,10\n")
+    _write_images(tmp_path / "otb" / "Half" / "img", 4, "%04d.jpg")
+    (tmp_path / "otb" / "Half" / "groundtruth_rect.txt").write_text("1,2,10,10\n2,3,10,10\n")
+    (own,), (got,), (half,) = (load_dataset(tmp_path / d) for d in ("seqs", "got", "otb"))
+    assert [(len(s), len(s.boxes), s.ground_truth) for s in (own, got, half)] == [
+        (5, 1, "first-box"), (4, 1, "first-box"), (4, 2, "partial")]
+    assert [round(float(f.mean()) / 20) for f in own.frames()] == [1, 2, 3, 4, 5]
+    assert len(list(got.frames())) == 4 and own.truth_file == tmp_path / "seqs" / "Own" / "groundtruth.txt"
+    check_ground_truth([own, got])  # only the first box: fine, tracked without metrics
+    with pytest.raises(DatasetError) as error:
+        check_ground_truth([own, half])
+    assert str(error.value) == (f"Half: {half.truth_file} has 2 boxes but the sequence has 4 frames; give a box for "
+                                "every frame (or only the first box: tracked, no metrics), or pass --allow-partial "
+                                "(Python: allow_partial=True) to score the first 2 frames")
+    check_ground_truth([half], allow_partial=True)
+    assert Sequence("s", np.ones((3, 4))).ground_truth == "full"  # built in memory: one frame per box
 
 
 def test_got10k_layout_with_absence_and_split_folder(tmp_path):

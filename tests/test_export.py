@@ -11,7 +11,8 @@ import torch
 from tracker import DeviceError, SiamTracker
 from tracker.cli import main
 from tracker.config import ModelConfig
-from tracker.export import onnx_models, torchscript_module
+from tracker.errors import OutputError
+from tracker.export import export, onnx_models, torchscript_module
 from tracker.models import SiameseNet, save_checkpoint
 from tracker.models.checkpoints import file_sha256
 from tracker.models.heads import HEADS
@@ -120,13 +121,34 @@ def test_cli_writes_loadable_onnx_and_torchscript(random_weights, tmp_path, caps
 def test_cli_errors_are_one_line(random_weights, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["export", "--format", "onnx", "--output", str(blocker), "--weights", random_weights]) == 2
+    assert main(["export", "--format", "onnx", "--output", str(blocker / "sub"), "--weights", random_weights]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"siamtrack: error: cannot write the export to {blocker}") and "\n" not in err
+    assert err.startswith(f"siamtrack: error: cannot write the export to {blocker / 'sub'}") and "\n" not in err
     assert main(["export", "--format", "onnx", "--output", str(tmp_path / "o"), "--weights", "nosuchmodel"]) == 2
     assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", "--format", "tflite", "--output", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("fmt,name,writes", [
+    ("onnx", "model.onnx", "(backbone.onnx, head.onnx, siamtrack.json)"),
+    ("torchscript", "model.pt", "(siamtrack.pt, siamtrack.json)"),
+    ("torchscript", "model.PTH", "(siamtrack.pt, siamtrack.json)"),
+])
+def test_an_output_named_like_a_file_is_refused_before_any_work(fmt, name, writes, tmp_path, capsys):
+    out = tmp_path / name
+    assert main(["export", "--format", fmt, "--output", str(out), "--weights", "nosuchmodel"]) == 2
+    assert capsys.readouterr().err == (f"siamtrack: error: --output {out} looks like a file name, but export writes a "
+                                       f"folder {writes}; pass a folder such as --output {tmp_path / 'model'}_{fmt}/\n")
+    assert not out.exists()  # refused before the model was even looked up (the unknown one would fail later)
+
+
+def test_an_existing_file_as_output_is_refused_and_kept(random_weights, tmp_path):
+    taken = tmp_path / "notes"
+    taken.write_text("keep me")
+    with pytest.raises(OutputError, match=f"--output {taken} is an existing file, but export writes a folder"):
+        export(random_weights, "onnx", taken)
+    assert taken.read_text() == "keep me"
 
 
 def test_sessions_are_configurable_and_cuda_is_checked():

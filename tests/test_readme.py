@@ -22,9 +22,9 @@ SNIPPETS = snippets()
 
 @pytest.fixture
 def scratch(weights, tmp_path, monkeypatch):
-    """Run in an empty folder; until a default model ships, register the fallback checkpoint as the default.
-    NanoTrack-v3's state dict is put beside the snippet where ../shared has it (snippets that name it
-    check for it, so they also run, trivially, without)."""
+    """Until a default model ships, register the fallback checkpoint as the default (conftest runs every
+    test in an empty folder). NanoTrack-v3's state dict is put beside the snippet where ../shared has it
+    (snippets that name it check for it, so they also run, trivially, without)."""
     v3 = SHARED / "reference" / "nanotrack_v3" / "nanotrack_v3_state_dict.pth"
     if v3.is_file():
         (tmp_path / v3.name).symlink_to(v3)
@@ -34,7 +34,6 @@ def scratch(weights, tmp_path, monkeypatch):
         entry = {"file": str(Path(weights).resolve()), "sha256": file_sha256(weights), "description": "test default"}
         (folder / "registry.json").write_text(json.dumps({"default": "readme", "models": {"readme": entry}}))
         monkeypatch.setenv("SIAMTRACK_WEIGHTS", str(folder))
-    monkeypatch.chdir(tmp_path)
 
 
 def test_the_python_api_section_has_its_snippets():

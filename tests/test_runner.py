@@ -1,6 +1,7 @@
 """Benchmark runs: same frames for every tracker, failures reported, parallel == serial, --resume,
 and the outputs of `siamtrack bench` (results.json, results.md, plots) on a generated dataset."""
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from tracker.cli import main
 from tracker.datasets import Sequence, load_dataset, write_sequence
 from tracker.evaluation.bench import BenchOptions, run_bench
 from tracker.evaluation.peers import parse_trackers
-from tracker.evaluation.runner import box_paths, run_benchmark, track_sequence
+from tracker.errors import DatasetError
+from tracker.evaluation.metrics import score_sequence
+from tracker.evaluation.runner import box_paths, evaluate, run_benchmark, track_sequence
 from tracker.tracking import TrackResult
 
 
@@ -144,6 +147,80 @@ def test_cli_bench_prints_the_table_and_fails_cleanly_on_a_missing_dataset(datas
     assert main(["bench", str(tmp_path / "missing"), "--trackers", "kcf", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "not found; pass the path of a local dataset (nothing is downloaded)" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def short_truth(tmp_path_factory):
+    """Three 8-frame clips: 'full' (a box per frame), 'firstbox' (only the first box, the GOT-10k test layout),
+    'partial' (boxes for the first 5 frames)."""
+    root = tmp_path_factory.mktemp("short_truth")
+    for name, seed, rows in (("firstbox", 3, 1), ("full", 4, 8), ("partial", 5, 5)):
+        frames, boxes = _clip(8, seed)
+        write_sequence(root / name, frames, boxes)
+        np.savetxt(root / name / "groundtruth.txt", boxes[:rows], fmt="%.2f", delimiter=",")
+    return root
+
+
+PARTIAL_ERROR = "partial: {} has 5 boxes but the sequence has 8 frames; give a box for every frame"
+
+
+class _Still:
+    """Never moves: its boxes, hence its scores, are known without running it."""
+
+    def init(self, frame, box):
+        self.box = box
+
+    def update(self, frame):
+        return self.box
+
+
+def test_evaluate_leaves_out_first_box_sequences_and_scores_partial_ones_only_when_allowed(short_truth):
+    seqs = load_dataset(short_truth)
+    with pytest.raises(DatasetError, match=PARTIAL_ERROR.format(short_truth / "partial" / "groundtruth.txt")):
+        evaluate(_Still, seqs)
+    scores = evaluate(_Still, seqs, allow_partial=True)
+    assert sorted(scores) == ["full", "partial"]
+    partial = next(s for s in seqs if s.name == "partial")
+    assert scores["partial"] == score_sequence(np.tile(partial.boxes[0], (5, 1)), partial.boxes)
+    assert scores["partial"].frames == 4 and scores["full"].frames == 7
+
+
+def test_bench_writes_boxes_for_every_frame_and_keeps_unscored_sequences_out_of_the_means(short_truth, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match=PARTIAL_ERROR.format(short_truth / "partial" / "groundtruth.txt")):
+        run_bench(BenchOptions(short_truth, out, "kcf", progress=False))
+    assert not out.exists()  # refused before any work
+    results = run_bench(BenchOptions(short_truth, out, "kcf", progress=False, allow_partial=True))
+    for name in ("firstbox", "full", "partial"):  # every frame tracked, in got10k's box format
+        assert np.loadtxt(box_paths(out, "kcf", name)[0], delimiter=",").shape == (8, 4)
+    kcf = results["trackers"]["kcf"]
+    first, full, partial = (kcf["sequences"][n] for n in ("firstbox", "full", "partial"))
+    assert first["status"] == "no-ground-truth" and "auc" not in first and first["fps"] > 0
+    assert (full["status"], partial["status"], partial["frames"]) == ("ok", "partial", 4)
+    assert kcf["scored_sequences"] == 2 and kcf["frames"] == 7 + 4
+    assert kcf["auc"] == pytest.approx((full["auc"] + partial["auc"]) / 2)
+    assert results["info"]["no_ground_truth"] == ["firstbox"] and results["info"]["partial_ground_truth"] == ["partial"]
+    md = (out / "results.md").read_text()
+    assert "no ground truth (boxes written, no metrics): firstbox" in md
+    assert "| kcf | " in md and " | 2 of 3 | " in md
+    assert "| firstbox | no ground truth: boxes written, no metrics |" in md
+    assert f"| partial | {partial['auc']:.3f} / " in md and "(partial ground truth) |" in md
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # such as matplotlib's for a legend without curves
+        alone = run_bench(BenchOptions(short_truth, tmp_path / "alone", "kcf", sequences=["firstbox"], progress=False))
+    assert alone["trackers"]["kcf"]["auc"] is None and alone["trackers"]["kcf"]["scored_sequences"] == 0
+
+
+def test_cli_bench_refuses_a_partial_ground_truth_unless_allowed(short_truth, tmp_path, capsys):
+    argv = ["bench", str(short_truth), "--trackers", "kcf", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("siamtrack: error: " + PARTIAL_ERROR.format(short_truth / "partial" / "groundtruth.txt"))
+    assert "pass --allow-partial" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--allow-partial"]) == 0
+    table = capsys.readouterr().out
+    assert "partial ground truth (scored on the annotated frames, all frames tracked): partial" in table
+    assert " | 2 of 3 | " in table
 
 
 def test_tune_tool_runs_each_candidate_as_a_bench_run_and_reports_the_best(dataset, tmp_path, capsys):

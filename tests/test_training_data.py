@@ -106,6 +106,17 @@ def test_cache_from_got10k_layout_skips_absent_frames_and_is_reused(tmp_path):
     assert stepped.key != cache.key and stepped.frame.tolist() == [0, 2, 4, 0, 2, 4]
 
 
+def test_cache_cuts_a_first_box_only_sequence_at_its_one_annotated_frame(tmp_path):
+    root = write_got10k(tmp_path / "got", absent=None)
+    first = root / "seq1" / "groundtruth.txt"   # the GOT-10k test layout: 6 images, only the first box
+    first.write_text(first.read_text().splitlines()[0] + "\n")
+    (root / "seq1" / "absence.label").unlink()
+    seqs = load_dataset(root, layout="got10k")
+    assert [len(s) for s in seqs] == [6, 6]
+    cache = build_cache(tmp_path / "cache", seqs, [], SMALL, progress=False)
+    assert [s.count for s in cache.sources] == [3, 1] and cache.frame.tolist() == [0, 2, 4, 0]  # frame step 2
+
+
 def test_augment_offset_locates_the_target_in_the_search_crop():
     patch = np.zeros((319, 319, 3), np.uint8)
     cv2.circle(patch, (159, 159), 3, (255, 255, 255), -1)

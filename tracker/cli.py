@@ -89,6 +89,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="skip tracker/sequence pairs whose box files exist")
     p.add_argument("--got10k-compat", action="store_true",
                    help="count frame 0 as the got10k toolkit's OTB report does (default: frame 0 excluded)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="score a sequence whose ground truth stops before its last frame on the frames it covers "
+                        "(all frames are tracked; default: an error). Only a first box: tracked, no metrics")
     p.add_argument("--nano-backbone", help="NanoTrack backbone ONNX (for the nanotrack peer)")
     p.add_argument("--nano-neckhead", help="NanoTrack neck/head ONNX (for the nanotrack peer)")
     p.add_argument("--vit-model", help="OpenCV TrackerVit ONNX model (for the vit peer)")
@@ -120,7 +123,7 @@ def _run_bench(args: argparse.Namespace) -> int:
                           args.device), end="")
         return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
-                                     args.resume, args.got10k_compat, not args.no_progress, peers))
+                                     args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial))
     print(markdown(results, per_sequence=False), end="")
     print(f"wrote {args.out}/results.json, results.md, success.png, precision.png")
     return 0
@@ -147,7 +150,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                        description="Write the backbone and head (uint8 BGR crops in, dynamic batch) into a folder: "
                                    "backbone.onnx + head.onnx, or siamtrack.pt; plus siamtrack.json with the configs.")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="output format")
-    p.add_argument("--output", required=True, metavar="DIR", help="folder to write (created if missing)")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="folder to write, created if missing (a file name such as model.onnx is refused)")
     p.add_argument("--weights", default=None, help="shipped model name or checkpoint path (default: the default model)")
     p.set_defaults(handler=_run_export)
 

@@ -8,6 +8,10 @@ Layouts (autodetected from a root folder, never downloaded):
   got10k toolkit's frame ranges for David, Football1, Freeman3, Freeman4 and Diving honoured.
 - ``got10k``: ``<seq>/00000001.jpg`` + ``groundtruth.txt`` + optional ``absence.label`` (1 = absent),
   optionally below ``<root>/<split>/``.
+
+A ground truth may have fewer rows than the sequence has frames: only the first box (the GOT-10k test
+layout, or your own clip) is tracked without metrics; more rows but not all (``partial``) are refused
+unless the caller allows them (see :func:`check_ground_truth`).
 """
 from __future__ import annotations
 
@@ -33,18 +37,29 @@ OTB_FRAME_RANGES = {"david": (300, 770), "football1": (1, 74), "freeman3": (1, 4
 
 @dataclass(frozen=True)
 class Sequence:
-    """One annotated sequence: ``boxes`` is (N, 4) float64 x,y,w,h (0-based) with NaN rows where absent.
+    """One sequence: ``boxes`` is (M, 4) float64 x,y,w,h (0-based) ground truth with NaN rows where absent,
+    for the first M of its ``len()`` frames (``n_frames``; None = one frame per box).
 
     Frames come from ``video`` (a video file) or ``frame_files`` (images), decoded as HxWx3 uint8 BGR.
+    ``truth_file`` is where the boxes were read from (named in errors).
     """
 
     name: str
     boxes: np.ndarray
     video: Path | None = None
     frame_files: tuple[Path, ...] = ()
+    n_frames: int | None = None
+    truth_file: Path | None = None
 
     def __len__(self) -> int:
-        return len(self.boxes)
+        return len(self.boxes) if self.n_frames is None else self.n_frames
+
+    @property
+    def ground_truth(self) -> str:
+        """'full' (a box for every frame), 'first-box' (only the initial box: nothing to score) or 'partial'."""
+        if len(self.boxes) >= len(self):
+            return "full"
+        return "first-box" if len(self.boxes) == 1 else "partial"
 
     @property
     def init_box(self) -> tuple[float, float, float, float]:
@@ -75,6 +90,34 @@ def _video_frames(path: Path, count: int) -> Iterator[np.ndarray]:
             yield frame
     finally:
         cap.release()
+
+
+def _video_frame_count(path: Path, boxes: int) -> int:
+    """Frames of the video at ``path``, counted by decoding only when its header claims more than ``boxes``
+    (a header count is an estimate); never less than ``boxes``, so a short video fails while decoding."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if cap.get(cv2.CAP_PROP_FRAME_COUNT) <= boxes:
+            return boxes
+        count = 0
+        while cap.grab():
+            count += 1
+        return max(count, boxes)
+    finally:
+        cap.release()
+
+
+def check_ground_truth(sequences: Iterable[Sequence], allow_partial: bool = False) -> None:
+    """Refuse a partial ground truth (more than the first box, fewer than the frames) unless ``allow_partial``:
+    scoring only the annotated frames must be asked for, never silently done."""
+    if allow_partial:
+        return
+    for seq in sequences:
+        if seq.ground_truth == "partial":
+            where = seq.truth_file or "its ground truth"
+            raise DatasetError(f"{seq.name}: {where} has {len(seq.boxes)} boxes but the sequence has {len(seq)} frames; "
+                               "give a box for every frame (or only the first box: tracked, no metrics), or pass "
+                               f"--allow-partial (Python: allow_partial=True) to score the first {len(seq.boxes)} frames")
 
 
 def read_boxes(path: Path) -> np.ndarray:
@@ -138,7 +181,9 @@ def detect_layout(root: Path) -> str:
 
 
 def _read_sequence(d: Path) -> Sequence:
-    return Sequence(d.name, read_boxes(d / "groundtruth.txt"), video=d / "video.mp4")
+    truth, video = d / "groundtruth.txt", d / "video.mp4"
+    boxes = read_boxes(truth)
+    return Sequence(d.name, boxes, video=video, n_frames=_video_frame_count(video, len(boxes)), truth_file=truth)
 
 
 def _read_otb(d: Path) -> Sequence:
@@ -149,13 +194,14 @@ def _read_otb(d: Path) -> Sequence:
     first, last = OTB_FRAME_RANGES.get(d.name.lower(), (1, len(files)))
     files = files[first - 1:last]
     boxes = read_boxes(anno[0])
-    if len(files) != len(boxes):
+    if len(files) < len(boxes):
         raise DatasetError(f"{d.name}: {len(files)} images but {len(boxes)} boxes in {anno[0].name}; fix the folder")
-    return Sequence(d.name, boxes, frame_files=tuple(files))
+    return Sequence(d.name, boxes, frame_files=tuple(files), n_frames=len(files), truth_file=anno[0])
 
 
 def _read_got10k(d: Path) -> Sequence:
-    boxes = read_boxes(d / "groundtruth.txt")
+    truth = d / "groundtruth.txt"
+    boxes = read_boxes(truth)
     absence = d / "absence.label"
     if absence.is_file():
         flags = np.loadtxt(absence, dtype=np.int64, ndmin=1)
@@ -164,9 +210,9 @@ def _read_got10k(d: Path) -> Sequence:
         boxes = boxes.copy()
         boxes[flags.astype(bool)] = np.nan
     files = sorted(d.glob("*.jpg"))
-    if len(files) != len(boxes):
+    if len(files) < len(boxes):
         raise DatasetError(f"{d.name}: {len(files)} images but {len(boxes)} boxes; fix the folder")
-    return Sequence(d.name, boxes, frame_files=tuple(files))
+    return Sequence(d.name, boxes, frame_files=tuple(files), n_frames=len(files), truth_file=truth)
 
 
 READERS = {"sequences": _read_sequence, "otb": _read_otb, "got10k": _read_got10k}

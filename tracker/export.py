@@ -117,12 +117,21 @@ def _info(fmt: str, net: Network, config: LoopConfig, metadata: dict[str, Any]) 
 
 
 def export(weights: str | os.PathLike | None, fmt: str, output: str | os.PathLike) -> list[Path]:
-    """Write ``weights`` (a model name, checkpoint path, or None = default) in ``fmt`` into folder ``output``."""
+    """Write ``weights`` (a model name, checkpoint path, or None = default) in ``fmt`` into folder ``output``.
+
+    An ``output`` named like a model file (``.onnx``, ``.pt``, ``.pth``) or naming an existing file is an
+    OutputError: the export is several files, so a folder.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(output)
+    if out.suffix.lower() in (".onnx", ".pt", ".pth") or out.is_file():  # before any work: a file was expected
+        files = {"onnx": f"{BACKBONE_FILE}, {HEAD_FILE}", "torchscript": TORCHSCRIPT_FILE}[fmt]
+        raise OutputError(f"--output {out} {'is an existing file' if out.is_file() else 'looks like a file name'}, "
+                          f"but export writes a folder ({files}, {INFO_FILE}); pass a folder such as "
+                          f"--output {out.with_name(f'{out.stem}_{fmt}')}/")
     net, overrides, metadata = resolve(weights)
     config = loop_config(net.config.family, overrides)
-    out = Path(output)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "onnx":

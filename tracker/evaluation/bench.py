@@ -9,7 +9,7 @@ from typing import Any
 
 import cv2
 
-from ..datasets import load_dataset
+from ..datasets import check_ground_truth, load_dataset
 from ..errors import OutputError
 from .peers import PeerOptions, parse_trackers
 from .plots import write_plots
@@ -19,7 +19,8 @@ from .runner import run_benchmark
 
 @dataclass
 class BenchOptions:
-    """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers)."""
+    """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers);
+    ``allow_partial`` scores sequences annotated on their first frames only on those (else an error)."""
 
     dataset: Path
     out: Path
@@ -31,11 +32,13 @@ class BenchOptions:
     got10k_compat: bool = False
     progress: bool = True
     peers: PeerOptions = field(default_factory=PeerOptions)
+    allow_partial: bool = False
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """Run (or, with ``resume``, complete) the benchmark and write every output; returns results.json's dict."""
     sequences = load_dataset(opts.dataset, split=opts.split, names=opts.sequences)
+    check_ground_truth(sequences, opts.allow_partial)
     try:
         opts.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

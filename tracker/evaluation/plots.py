@@ -20,7 +20,8 @@ def _plot(curves: dict[str, tuple[list[float], float]], x: Any, path: Path, xlab
         ax.plot(x, curve, styles[(i // 10) % len(styles)], label=f"{name} [{score:.3f}]", linewidth=1.8)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=xlim, ylim=(0, 1))
     ax.grid(True, alpha=0.4)
-    ax.legend(loc="lower left" if xlabel.startswith("Overlap") else "lower right", fontsize=8)
+    if curves:  # none when no sequence had ground truth to score
+        ax.legend(loc="lower left" if xlabel.startswith("Overlap") else "lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,7 +1,9 @@
 """Benchmark reports from saved box files: results.json and a results.md Markdown table.
 
 Scores are always computed from the box files (never from in-memory runs), so re-reporting,
-``--resume`` and parallel runs give the same numbers as a one-shot serial run.
+``--resume`` and parallel runs give the same numbers as a one-shot serial run. A sequence with only
+its first box is listed as "no-ground-truth" and left out of the means; each mean says over how many
+sequences it is.
 """
 from __future__ import annotations
 
@@ -12,16 +14,23 @@ from typing import Any
 import numpy as np
 
 from ..datasets import Sequence
-from .metrics import Scores, score_sequence, summarise
+from .metrics import Scores, summarise
 from .peers import TrackerSpec
-from .runner import box_paths
+from .runner import box_paths, score_tracked
 
 SUMMARY_KEYS = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75")
+NO_GROUND_TRUTH = "no ground truth: boxes written, no metrics"
 
 
-def _sequence_entry(scores: Scores, record: dict[str, Any]) -> dict[str, Any]:
-    return {**scores.to_dict(curves=False), "fps": record["tracker_fps"], "end_to_end_fps": record["end_to_end_fps"],
-            "lost": record["lost"], "error": record["error"]}
+def _sequence_entry(seq: Sequence, scores: Scores | None, record: dict[str, Any]) -> dict[str, Any]:
+    run = {"fps": record["tracker_fps"], "end_to_end_fps": record["end_to_end_fps"], "lost": record["lost"],
+           "error": record["error"]}
+    if scores is None:
+        return {"status": "no-ground-truth", "note": NO_GROUND_TRUTH, **run}
+    if seq.ground_truth == "partial":
+        note = f"ground truth for the first {len(seq.boxes)} of {len(seq)} frames: scored on those, all tracked"
+        return {"status": "partial", "note": note, **scores.to_dict(curves=False), **run}
+    return {"status": "ok", **scores.to_dict(curves=False), **run}
 
 
 def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_compat: bool = False) -> dict[str, Any]:
@@ -36,17 +45,19 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
             per_seq[seq.name] = {"error": "no results (run interrupted?); rerun with --resume"}
             continue
         record = json.loads(rec.read_text())
-        boxes = np.loadtxt(txt, delimiter=",", ndmin=2)
-        s = score_sequence(boxes, seq.boxes, got10k_compat)
-        scores.append(s)
-        per_seq[seq.name] = _sequence_entry(s, record)
+        s = None
+        if seq.ground_truth != "first-box":
+            s = score_tracked(np.loadtxt(txt, delimiter=",", ndmin=2), seq, got10k_compat)
+            scores.append(s)
+        per_seq[seq.name] = _sequence_entry(seq, s, record)
         updates += record["frames"] - 1
         update_time += record["update_time"]
         frames += record["frames"]
         e2e_time += record["init_time"] + record["update_time"] + record["decode_time"]
         lost += record["lost"]
     errors = sorted(f"{k}: {v['error']}" for k, v in per_seq.items() if v.get("error"))
-    entry: dict[str, Any] = {"status": "ok" if not errors else f"errors on {len(errors)} sequence(s)"}
+    entry: dict[str, Any] = {"status": "ok" if not errors else f"errors on {len(errors)} sequence(s)",
+                             "scored_sequences": len(scores)}
     if scores:
         total = summarise(scores)
         entry.update({k: getattr(total, k) for k in SUMMARY_KEYS})
@@ -70,25 +81,41 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
             trackers[spec.name] = {**tracker_results(spec.name, sequences, out, got10k_compat), "identity": spec.identity}
     frame0 = "counted (got10k-compatible)" if got10k_compat else "excluded"
     return {"info": {**(info or {}), "sequences": [s.name for s in sequences], "frame_0": frame0,
-                     "absent_frames": "excluded"}, "trackers": trackers}
+                     "absent_frames": "excluded",
+                     "no_ground_truth": [s.name for s in sequences if s.ground_truth == "first-box"],
+                     "partial_ground_truth": [s.name for s in sequences if s.ground_truth == "partial"]},
+            "trackers": trackers}
 
 
 def _f(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _ground_truth_notes(info: dict[str, Any]) -> str:
+    """The sequences without a box for every frame, named in the header of the tables ('' when none)."""
+    notes = ""
+    if info["no_ground_truth"]:
+        notes += f"; no ground truth (boxes written, no metrics): {', '.join(info['no_ground_truth'])}"
+    if info["partial_ground_truth"]:
+        notes += (f"; partial ground truth (scored on the annotated frames, all frames tracked): "
+                  f"{', '.join(info['partial_ground_truth'])}")
+    return notes
+
+
 def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
     """results.md: a summary table (one row per tracker) and a per-sequence table (AUC / P@20 / SR0.5 / fps)."""
     trackers = results["trackers"]
     info = results["info"]
-    lines = [f"Sequences: {len(info['sequences'])}; frame 0 {info['frame_0']}; absent frames excluded. "
-             "AUC, P@20 and NP are means over sequences; AO and SR pool all frames; fps = tracker-only, "
-             "e2e = with decoding.", "",
-             "| Tracker | AUC | P@20 | NP | AO | SR0.5 | SR0.75 | fps | e2e fps | lost | status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    count = len(info["sequences"])
+    lines = [f"Sequences: {count}{_ground_truth_notes(info)}; frame 0 {info['frame_0']}; absent frames excluded. "
+             "AUC, P@20 and NP are means over the sequences counted in 'scored'; AO and SR pool their frames; "
+             "fps = tracker-only, e2e = with decoding.", "",
+             "| Tracker | AUC | P@20 | NP | AO | SR0.5 | SR0.75 | scored | fps | e2e fps | lost | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in trackers.items():
+        scored = f"{t['scored_sequences']} of {count}" if "scored_sequences" in t else "-"
         lines.append(f"| {name} | {_f(t['auc'])} | {_f(t['precision'])} | {_f(t['norm_precision'])} | {_f(t['ao'])} | "
-                     f"{_f(t['sr50'])} | {_f(t['sr75'])} | {_f(t['fps'], 1)} | {_f(t['end_to_end_fps'], 1)} | "
+                     f"{_f(t['sr50'])} | {_f(t['sr75'])} | {scored} | {_f(t['fps'], 1)} | {_f(t['end_to_end_fps'], 1)} | "
                      f"{'-' if t['lost'] is None else t['lost']} | {t['status']} |")
     ran = [n for n, t in trackers.items() if t["sequences"]]
     if ran and per_sequence:
@@ -98,8 +125,11 @@ def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
             cells = []
             for name in ran:
                 e = trackers[name]["sequences"].get(seq, {})
-                cell = (f"{_f(e['auc'])} / {_f(e['precision'])} / {_f(e['sr50'])} / {_f(e['fps'], 1)}"
-                        if "auc" in e else "-")
+                if "auc" in e:
+                    cell = f"{_f(e['auc'])} / {_f(e['precision'])} / {_f(e['sr50'])} / {_f(e['fps'], 1)}"
+                    cell += " (partial ground truth)" if e["status"] == "partial" else ""
+                else:
+                    cell = NO_GROUND_TRUTH if e.get("status") == "no-ground-truth" else "-"
                 cells.append(cell + (" (error)" if e.get("error") else ""))
             lines.append(f"| {seq} | " + " | ".join(cells) + " |")
     errors = [f"- {n}: {err}" for n, t in trackers.items() for err in t.get("errors", [])]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from ..datasets import Sequence
+from ..datasets import Sequence, check_ground_truth
 from .metrics import Scores, score_sequence
 from .peers import TrackerSpec
 
@@ -111,12 +111,18 @@ def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[
     return runs
 
 
+def score_tracked(boxes: np.ndarray, seq: Sequence, got10k_compat: bool = False) -> Scores:
+    """Scores of boxes for every frame of ``seq`` on the frames it has ground truth for (a partial
+    ground truth covers the first ones)."""
+    return score_sequence(boxes[:len(seq.boxes)], seq.boxes, got10k_compat)
+
+
 def _score_job(job: tuple[TrackerFactory, Sequence, bool]) -> tuple[str, Scores]:
     factory, seq, got10k_compat = job
     run = track_sequence({"t": factory()}, seq, on_frame=_tick)["t"]
     if run.error is not None:
         raise RuntimeError(f"{seq.name}: {run.error}")
-    return seq.name, score_sequence(run.boxes, seq.boxes, got10k_compat)
+    return seq.name, score_tracked(run.boxes, seq, got10k_compat)
 
 
 _ticker: Callable[[], None] | None = None  # per-frame progress hook of this process
@@ -166,13 +172,16 @@ def _drain(queue: Any, on_frame: Callable[[], None] | None) -> None:
 
 
 def evaluate(factory: TrackerFactory, sequences: list[Sequence], workers: int = 1,
-             got10k_compat: bool = False) -> dict[str, Scores]:
+             got10k_compat: bool = False, allow_partial: bool = False) -> dict[str, Scores]:
     """Per-sequence scores of the tracker ``factory()`` builds (one fresh tracker per sequence).
 
     With ``workers > 1`` the factory must be picklable (e.g. ``functools.partial(SiamTracker, weights=p)``).
-    Summarise with :func:`tracker.evaluation.metrics.summarise`.
+    Summarise with :func:`tracker.evaluation.metrics.summarise`. A sequence with only its first box has
+    nothing to score and is left out (not run); a partial ground truth is a DatasetError unless
+    ``allow_partial``, then it is tracked to the end and scored on its annotated frames.
     """
-    jobs = [(factory, seq, got10k_compat) for seq in sequences]
+    check_ground_truth(sequences, allow_partial)
+    jobs = [(factory, seq, got10k_compat) for seq in sequences if seq.ground_truth != "first-box"]
     return dict(parallel_map(_score_job, jobs, workers))
 
 

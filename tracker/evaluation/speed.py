@@ -232,7 +232,7 @@ def time_tracking(factories: dict[str, Callable[[], Any]], frames: list[np.ndarr
 def time_end_to_end(factories: dict[str, Callable[[], Any]], seq: Sequence, frames: int, passes: int) -> dict[str, float]:
     """Decode + init + track + draw fps over the first ``frames`` frames, median over rotated passes."""
     fps: dict[str, list[float]] = {n: [] for n in factories}
-    short = Sequence(seq.name, seq.boxes[:frames], seq.video, seq.frame_files[:frames])
+    short = Sequence(seq.name, seq.boxes[:frames], seq.video, seq.frame_files[:frames], n_frames=frames)
     for p in range(passes):
         for n in _rotated(list(factories), p):
             try:

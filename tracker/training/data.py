@@ -136,9 +136,9 @@ def cache_key(sequences: list[Sequence], images: list[tuple[Path, tuple]], cfg: 
 
 
 def _video_entries(seq: Sequence, cfg: CacheConfig) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    for i, frame in enumerate(seq.frames()):
-        if i % cfg.frame_step == 0 and box_ok(seq.boxes[i], frame.shape, cfg):
-            yield i, frame, seq.boxes[i]
+    for i, (box, frame) in enumerate(zip(seq.boxes, seq.frames())):  # frames past the ground truth teach nothing
+        if i % cfg.frame_step == 0 and box_ok(box, frame.shape, cfg):
+            yield i, frame, box
 
 
 def _image_entries(path: Path, box: tuple) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -162,7 +162,7 @@ def build_cache(folder: str | os.PathLike, sequences: list[Sequence],
     info_path.unlink(missing_ok=True)  # a half-built cache must never look complete
     jobs: list[tuple[str, str, Iterable]] = [(s.name, VIDEO, _video_entries(s, cfg)) for s in sequences]
     jobs += [(p.stem, IMAGE, _image_entries(p, b)) for p, b in images]
-    total = sum(len(s) for s in sequences) // cfg.frame_step + len(images)
+    total = sum(len(s.boxes) for s in sequences) // cfg.frame_step + len(images)
     from tqdm import tqdm
     bar = tqdm(total=total, desc="caching patches", unit="patch", disable=not progress)
     frames, sizes, sources = [], [], []

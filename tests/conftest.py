@@ -19,9 +19,11 @@ FDSIAMFC_30 = SHARED / "reference" / "fdsiamfc" / "FDSiamfc_30.pth"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Hypothesis keeps its example database and caches in a folder of this run instead of ./.hypothesis
-    (it writes there while test modules are collected): an earlier run's saved examples must not
-    change this one, and no test writes into the current folder."""
+    """Registers the `device` marker. Hypothesis keeps its example database and caches in a folder of
+    this run instead of ./.hypothesis (it writes there while test modules are collected): an earlier
+    run's saved examples must not change this one, and no test writes into the current folder."""
+    config.addinivalue_line("markers", f"device: runs its tracker on ${TEST_DEVICE} (cpu unless set); "
+                                       "every test using the `device` fixture has it (-m device selects them)")
     from hypothesis.configuration import set_hypothesis_home_dir
     folder = tempfile.mkdtemp(prefix="siamtrack-hypothesis-")
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
@@ -60,17 +62,14 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def weights():
-    """Weights argument for SiamTracker: the shipped default (None) when present, else FDSiamfc_30."""
-    if shipped_default_exists():
-        return None
+    """SiamFC weights for the tests of that family's loop: the shipped siamtrack_small, else FDSiamfc_30
+    (the shipped default is a box-regression model; the box family's tests name their weights)."""
+    from tracker.model_zoo import shipped_models
+    if "siamtrack_small" in shipped_models():
+        return "siamtrack_small"
     if FDSIAMFC_30.is_file():
         return str(FDSIAMFC_30)
-    pytest.skip("no shipped default model in weights/ and no ../shared/reference checkpoint")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"device: runs its tracker on ${TEST_DEVICE} (cpu unless set); "
-                                       "every test using the `device` fixture has it (-m device selects them)")
+    pytest.skip("no shipped siamtrack_small in weights/ and no ../shared/reference checkpoint")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -40,12 +40,14 @@ def test_dnn_peers_without_or_with_missing_models_are_reported_not_dropped(tmp_p
     assert spec.error == f"not run: nanotrack model file {tmp_path / 'b.onnx'} not found (--nano-backbone/--nano-neckhead)"
 
 
-def test_siamtrack_variants_and_their_failures(tmp_path):
+def test_siamtrack_variants_and_their_failures(tmp_path, weights):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")
-    broken, typo = parse_trackers(f"siamtrack:{bad},siamtrack@scale_nmu=1")
+    broken, typo, other = parse_trackers(f"siamtrack:{bad},siamtrack:{weights}@scale_nmu=1,siamtrack@scale_num=1")
     assert broken.name == "siamtrack:broken" and broken.factory is None and broken.error.startswith("not run: ")
-    assert typo.name == "siamtrack@scale_nmu=1" and "unknown TrackerConfig option(s): scale_nmu" in typo.error
+    assert typo.name.endswith("@scale_nmu=1") and "unknown TrackerConfig option(s): scale_nmu" in typo.error
+    # the default is a box-regression model: a SiamFC-only option is refused with the valid ones
+    assert "unknown BoxTrackerConfig option(s): scale_num; valid: " in other.error
     assert siamtrack_label(None, "") == "siamtrack"
     assert siamtrack_label("siamtrack_small", "scale_num=1") == "siamtrack:siamtrack_small@scale_num=1"
 

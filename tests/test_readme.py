@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import FDSIAMFC_30, SHARED, shipped_default_exists
 from tracker.models.checkpoints import file_sha256
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -21,14 +21,17 @@ SNIPPETS = snippets()
 
 
 @pytest.fixture
-def scratch(weights, tmp_path, monkeypatch):
+def scratch(tmp_path, monkeypatch):
     """Until a default model ships, register the fallback checkpoint as the default (conftest runs every
     test in an empty folder). NanoTrack-v3's state dict is put beside the snippet where ../shared has it
     (snippets that name it check for it, so they also run, trivially, without)."""
     v3 = SHARED / "reference" / "nanotrack_v3" / "nanotrack_v3_state_dict.pth"
     if v3.is_file():
         (tmp_path / v3.name).symlink_to(v3)
-    if weights is not None:
+    if not shipped_default_exists():
+        if not FDSIAMFC_30.is_file():
+            pytest.skip("no shipped default model and no ../shared/reference checkpoint")
+        weights = FDSIAMFC_30
         folder = tmp_path / "weights"
         folder.mkdir()
         entry = {"file": str(Path(weights).resolve()), "sha256": file_sha256(weights), "description": "test default"}

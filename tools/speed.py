@@ -24,7 +24,7 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value], nanotrack, csrt, "
                         "kcf (default: every shipped model + nanotrack,csrt,kcf)")
     p.add_argument("--tracker", action="append", default=[],
-                   help="one more tracker name, commas allowed (siamtrack@scale_num=1,instance_size=223); repeatable")
+                   help="one more tracker name, commas allowed (siamtrack:siamtrack_small@scale_num=1,instance_size=223); repeatable")
     p.add_argument("--backend", dest="backends", action="append", choices=("torch", "onnxruntime"),
                    help="siamtrack backend(s) to time (repeatable; default: onnxruntime and torch)")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")

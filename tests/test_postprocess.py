@@ -120,3 +120,13 @@ def test_numba_matches_reference_on_real_responses(weights, shared_dir):
         checked += 1
         if checked == 25:
             break
+
+
+def test_numba_caches_outside_the_package():
+    """Cache files beside installed sources outlive `pip uninstall` and shadowed the README's editable install."""
+    from pathlib import Path
+
+    import tracker
+    from numba.core import config
+    package = Path(tracker.__file__).resolve().parent
+    assert config.CACHE_DIR and package not in Path(config.CACHE_DIR).resolve().parents

@@ -87,4 +87,4 @@ def resolve(weights: str | os.PathLike | Sequence[str | os.PathLike] | None) -> 
 def _load_path(source: Path | list[str | os.PathLike]) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     net, overrides, meta = load_checkpoint(source)
     default = source.stem if isinstance(source, Path) else Path(source[0]).parent.name or "onnx"
-    return net, overrides, {**meta, "name": meta.get("name", meta.get("source") if meta.get("source", "").startswith("nanotrack") else default)}
+    return net, overrides, {**meta, "name": meta.get("name", default)}

@@ -224,7 +224,7 @@ class MultiTracker:
         follows slow appearance change but never forgets what it was told to track."""
         w = self.config.template_weight
         target.exemplar_into(frame, self._exemplar[0])
-        self._kernels[tid] = self.engine.concat([(1 - w) * self._first_kernels[tid] + w * self.engine.embed(self._exemplar)])
+        self._kernels[tid] = (1 - w) * self._first_kernels[tid] + w * self.engine.embed(self._exemplar)
         self._batch = None
 
     def _kernels_for(self, ids: tuple[int, ...]):
@@ -247,7 +247,7 @@ class MultiTracker:
         active = tuple(i for i, t in self._targets.items() if not t.lost)
         step = self.step
         if active:
-            s = step.crops_per_target
+            s = self.config.searches_per_target
             buf = self._search_buffer(len(active) * s)
             for k, tid in enumerate(active):
                 step.search_into(self._targets[tid], frame, buf[k * s:(k + 1) * s])

@@ -257,7 +257,7 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     tid = tracker._id
     target = multi._targets[tid]
     step = multi.step
-    buf = multi._search_buffer(step.crops_per_target)
+    buf = multi._search_buffer(multi.config.searches_per_target)
     kernels = multi._kernels_for((tid,))
     step.search_into(target, frame, buf)
     engine = multi.engine

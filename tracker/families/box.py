@@ -14,7 +14,6 @@ class BoxStep:
     """Per-tracker state: the cosine windows by map size (normal and lost-state crops differ)."""
 
     relative_confidence = False  # the cls softmax is already a probability
-    crops_per_target = 1
 
     def __init__(self, cfg: BoxTrackerConfig) -> None:
         self.cfg = cfg

@@ -21,7 +21,6 @@ class SiamFCStep:
         self.finder = PeakFinder(cfg.response_size, cfg.response_up, cfg.scale_num, cfg.scale_penalty, cfg.window_influence)
         self.finder(np.zeros((cfg.scale_num, cfg.response_size, cfg.response_size), np.float32))  # JIT warm-up
         self.scales = np.asarray(cfg.scale_factors)
-        self.crops_per_target = cfg.searches_per_target
 
     def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
         for i, f in enumerate(self.scales):

@@ -130,7 +130,8 @@ def version_of(config: BoxModelConfig) -> str | None:
 
 def _provenance(version: str | None, path: str) -> tuple[dict[str, float], dict[str, Any]]:
     overrides = dict(LOOP_PARAMS[version]) if version else {}
-    return overrides, {"source": version or "nanotrack-style", "path": path, "license": LICENSE}
+    named = {"name": version} if version else {}
+    return overrides, {"source": version or "nanotrack-style", "path": path, "license": LICENSE, **named}
 
 
 def import_state_dict(obj: dict[str, Any], path: Path) -> tuple[BoxModelConfig, dict[str, torch.Tensor], dict[str, float], dict[str, Any]]:

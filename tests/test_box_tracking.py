@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import nanotrack_files
-from tracker import SiamTracker
+from tracker import MultiTracker, SiamTracker
 from tracker.config import BoxTrackerConfig
 from tracker.evaluation.metrics import iou
 from tracker.export import export
@@ -87,3 +87,48 @@ def test_v3_follows_a_generated_clip_and_both_backends_agree(shared_dir):
     # two grid points may go either way for a frame (seen: 0.98 px once, 0.08 px on average).
     gap = np.abs(boxes["onnxruntime"] - boxes["torch"]).max(axis=1)
     assert gap.mean() < 0.2 and iou(boxes["onnxruntime"], boxes["torch"]).min() > 0.9
+
+
+def _spy_crop_sizes(tracker) -> list[int]:
+    """Record the search-crop size of every normal frame of ``tracker``."""
+    step, sizes = tracker._multi.step, []
+    search_into = step.search_into
+    step.search_into = lambda target, frame, out: (sizes.append(out.shape[1]), search_into(target, frame, out))
+    return sizes
+
+
+def test_confident_frames_search_a_smaller_crop_on_both_backends():
+    clip = demo_clip(n_frames=80)
+    frames = list(clip)
+    truth = np.array([clip.truth(t) or (np.nan,) * 4 for t in range(1, len(frames))], float)
+    visible = ~np.isnan(truth[:, 0])
+    boxes, sizes = {}, {}
+    for backend in ("onnxruntime", "torch"):
+        tracker = SiamTracker("siamtrack_box", device="cpu", backend=backend, confident_size=159, confident_score=0.6)
+        sizes[backend] = _spy_crop_sizes(tracker)
+        boxes[backend] = _track(tracker, frames, clip.truth(0))
+    if_small = SiamTracker("siamtrack_box", device="cpu", backend="onnxruntime", confident_size=159)
+    assert set(if_small._multi.engine._one_backbones) == {(1, 207, 207, 3), (1, 159, 159, 3)}  # a fixed graph each
+    assert sizes["torch"][0] == 159 and set(sizes["torch"]) <= {159, 207}  # init is confident: small from frame 1
+    assert sizes["onnxruntime"].count(159) > len(frames) // 2, sizes["onnxruntime"]
+    assert iou(boxes["onnxruntime"][visible], truth[visible]).mean() > 0.6
+    # a score near confident_score may pick the other crop size on one backend for a frame (seen once)
+    assert np.mean(iou(boxes["onnxruntime"], boxes["torch"]) > 0.9) > 0.95
+
+
+def test_one_unsure_target_makes_the_whole_batch_use_the_full_crop():
+    clip = demo_clip(n_frames=3)
+    frames = list(clip)
+    multi = MultiTracker("siamtrack_box", device="cpu", confident_size=175, confident_score=0.8)
+    sizes = _spy_crop_sizes(type("Holder", (), {"_multi": multi}))
+    a, b = multi.add(frames[0], clip.truth(0)), multi.add(frames[0], (10, 10, 40, 40))
+    multi._targets[a].score, multi._targets[b].score = 0.95, 0.5
+    assert [multi.step.search_size(multi._targets[t]) for t in (a, b)] == [175, 207]
+    multi.update(frames[1])
+    assert sizes == [207, 207]
+
+
+@pytest.mark.parametrize("size, why", [(200, "multiple of 16"), (223, "between exemplar_size"), (111, "between")])
+def test_confident_size_must_fit_the_grid_and_the_full_crop(size, why):
+    with pytest.raises(ValueError, match=f"confident_size .*{why}"):
+        BoxTrackerConfig(instance_size=207, confident_size=size)

@@ -109,7 +109,7 @@ def test_numba_matches_reference_on_real_responses(weights, shared_dir):
             tracker.init(frame, seq.init_box)
             continue
         target = multi._targets[tracker._id]
-        buf = multi._search_buffer(multi.config.scale_num)
+        buf = multi._search_buffer(multi.config.scale_num, multi.config.instance_size)
         multi.step.search_into(target, frame, buf)
         responses = multi.engine.respond(multi._kernels_for((tracker._id,)), buf)[0][:, 0]
         want = locate_peak_reference(responses, finder.penalties, finder.window, finder.window_influence)

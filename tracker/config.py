@@ -136,6 +136,11 @@ class LoopConfig:
             raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
                              f"{self.template_weight}, {self.template_every}")
 
+    @property
+    def frame_sizes(self) -> tuple[int, ...]:
+        """Search-crop sizes a normal (not lost) frame may use; the first is ``instance_size``."""
+        return (self.instance_size,)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -202,8 +207,15 @@ class BoxTrackerConfig(LoopConfig):
     lr: float = 0.348            # size smoothing: lr = penalty * score * this
     min_size: float = 10.0       # smallest box side in pixels (the clip of the published loop)
     reference_search: int = 255  # search crop at which the model's grid points are -(n // 2) * stride (training)
+    confident_size: int = 0      # search crop while the last frame's score >= confident_score (0 = always instance_size)
+    confident_score: float = 0.9
 
     searches_per_target: ClassVar[int] = 1
+
+    @property
+    def frame_sizes(self) -> tuple[int, ...]:
+        """Search-crop sizes of normal frames: the full one, and the smaller one of confident frames."""
+        return (self.instance_size, self.confident_size) if self.confident_size else (self.instance_size,)
 
     def __post_init__(self) -> None:
         self._check_window()
@@ -217,3 +229,8 @@ class BoxTrackerConfig(LoopConfig):
                              f"total_stride ({self.total_stride}), got {self.instance_size}; e.g. 223, 239, 255, 271")
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k must be >= 0, got {self.penalty_k}")
+        if self.confident_size and not (self.exemplar_size <= self.confident_size <= self.instance_size
+                                        and (self.confident_size - self.reference_search) % self.total_stride == 0):
+            raise ValueError(f"confident_size must be 0 or between exemplar_size ({self.exemplar_size}) and instance_size "
+                             f"({self.instance_size}), differing from reference_search by a multiple of "
+                             f"{self.total_stride}; got {self.confident_size}")

@@ -53,15 +53,16 @@ class _Embed(nn.Module):
         return self.crop_net.embed(crops)
 
 
-def _examples(crop_net: CropNet, config: LoopConfig, static: bool = False) -> tuple[torch.Tensor, ...]:
+def _examples(crop_net: CropNet, config: LoopConfig, static: int = 0) -> tuple[torch.Tensor, ...]:
     """(exemplar crops, search crops, exemplar features, search features) to trace with: 2 exemplars and
     2 x k searches (k = 3 where the family allows several searches per exemplar, as SiamFC's scales) so
-    no batch size is baked in; ``static``: one target's frame (1 exemplar, its searches_per_target
-    crops), the shapes the graph will then be fixed to."""
+    no batch size is baked in; ``static``: one target's frame with search crops of this size (1 exemplar,
+    its searches_per_target crops), the shapes the graph will then be fixed to."""
     k = crop_net.net.searches_per_exemplar or 3
     nz, nx = (1, config.searches_per_target) if static else (2, 2 * k)
+    size = static or config.instance_size
     z_crops = torch.zeros(nz, config.exemplar_size, config.exemplar_size, 3, dtype=torch.uint8)
-    x_crops = torch.zeros(nx, config.instance_size, config.instance_size, 3, dtype=torch.uint8)
+    x_crops = torch.zeros(nx, size, size, 3, dtype=torch.uint8)
     with torch.no_grad():
         return z_crops, x_crops, crop_net.embed(z_crops), crop_net.embed(x_crops)
 
@@ -82,10 +83,11 @@ def _default_config(net: Network) -> LoopConfig:
     return loop_config(net.config.family, {})
 
 
-def onnx_models(net: Network, config: LoopConfig | None = None, static: bool = False) -> tuple[bytes, bytes]:
+def onnx_models(net: Network, config: LoopConfig | None = None, static: int = 0) -> tuple[bytes, bytes]:
     """Serialized ONNX (backbone, head): crops -> features; (exemplar, search features) -> outputs.
 
-    Dynamic batch and size unless ``static``: then fixed to one target's normal frame, so ONNX Runtime
+    Dynamic batch and size unless ``static`` (a search-crop size): then fixed to one target's normal
+    frame with crops of that size (one of the loop's ``frame_sizes``), so ONNX Runtime
     folds every shape computation and a batch-1 depth-wise correlation becomes one grouped convolution
     (the NanoTrack-v3 head runs ~16 % faster; the tracker's single-target fast path).
     """

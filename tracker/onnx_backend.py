@@ -14,6 +14,7 @@ from .config import LoopConfig
 from .engine import resolve_device
 from .errors import DeviceError
 from .export import onnx_models
+from .families import loop_config
 from .models import Network
 
 CUDA = "CUDAExecutionProvider"
@@ -57,13 +58,21 @@ class OnnxEngine:
                  config: LoopConfig | None = None) -> None:
         providers = providers_for(device)
         opts = session_options(threads)
-        sessions = [ort.InferenceSession(graph, opts, providers=providers)
-                    for static in (False, True) for graph in onnx_models(net, config, static=static)]
-        self.backbone, self.head, self._one_backbone, self._one_head = sessions
+        config = config or loop_config(net.config.family, {})
+
+        def sessions(static: int) -> list[ort.InferenceSession]:
+            return [ort.InferenceSession(graph, opts, providers=providers) for graph in onnx_models(net, config, static)]
+
+        self.backbone, self.head = sessions(0)
         self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
-        self._one_crops = tuple(self._one_backbone.get_inputs()[0].shape)
-        self._one_features = tuple(self._one_head.get_inputs()[1].shape)
+        # one static pair per crop size a normal frame may use, keyed by the input shape it is fixed to
+        self._one_backbones: dict[tuple, ort.InferenceSession] = {}
+        self._one_heads: dict[tuple, ort.InferenceSession] = {}
+        for size in config.frame_sizes:
+            backbone, head = sessions(size)
+            self._one_backbones[tuple(backbone.get_inputs()[0].shape)] = backbone
+            self._one_heads[tuple(head.get_inputs()[1].shape)] = head
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""
@@ -72,14 +81,13 @@ class OnnxEngine:
     def features(self, crops: np.ndarray) -> ort.OrtValue:
         """Search embeddings of M uint8 BGR crops, left inside ONNX Runtime for the head."""
         crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
-        session = self._one_backbone if crops.shape == self._one_crops else self.backbone
+        session = self._one_backbones.get(crops.shape, self.backbone)
         return session.run_with_ort_values(["features"], {"crops": crops_value})[0]
 
     def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> tuple[np.ndarray, ...]:
         """The family's outputs (float32, (M, k, n, n) each) of search embeddings against their exemplars."""
         kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
-        one = len(kernels) == 1 and tuple(features.shape()) == self._one_features
-        session = self._one_head if one else self.head
+        session = self._one_heads.get(tuple(features.shape()), self.head) if len(kernels) == 1 else self.head
         values = session.run_with_ort_values(self.output_names, {"exemplar": kernel_value, "search": features})
         return tuple(v.numpy() for v in values)
 

@@ -50,6 +50,7 @@ class _Target:
         self.growth = 1.0
         self.frame_shape = frame.shape[:2]
         self.frame_side = max(frame.shape[:2])
+        self.score = 1.0      # confidence of the last frame
         self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
         self.confident_frames = 0
         self._confident = self._geometry()
@@ -88,7 +89,7 @@ class _Target:
     def apply(self, proposal: tuple[float, float, float, float, float], relative: bool) -> TrackResult:
         """Take the step's (raw score, cx, cy, w, h) unless the confidence says the target is lost."""
         raw, cx, cy, w, h = proposal
-        score = self.confidence(raw)
+        score = self.score = self.confidence(raw)
         if self._enters_lost(score):
             return TrackResult(self.box, score, True)
         self._set(cx, cy, w, h)
@@ -128,7 +129,7 @@ class _Target:
     def redetect(self, found: tuple[float, float, float]) -> TrackResult:
         """Jump to the step's lost-state peak (raw, cx, cy) if it is confident enough; else stay lost."""
         raw, cx, cy = found
-        score = self.confidence(raw)
+        score = self.score = self.confidence(raw)
         if score < max(self.cfg.lost_threshold, self.cfg.recover_threshold):
             return TrackResult(self.box, score, True)
         self._set(cx, cy, self.w, self.h)
@@ -173,7 +174,7 @@ class MultiTracker:
         self._kernels: dict[int, Any] = {}
         self._first_kernels: dict[int, Any] = {}
         self._batch: tuple[tuple[int, ...], Any] | None = None
-        self._search: dict[int, np.ndarray] = {}
+        self._search: dict[tuple[int, int], np.ndarray] = {}
         self._exemplar = np.empty((1, cfg.exemplar_size, cfg.exemplar_size, 3), np.uint8)
         self._next_id = 0
         self._frame_shape: tuple[int, ...] | None = None
@@ -232,12 +233,13 @@ class MultiTracker:
             self._batch = (ids, self.engine.concat([self._kernels[i] for i in ids]))
         return self._batch[1]
 
-    def _search_buffer(self, n: int) -> np.ndarray:
-        buf = self._search.get(n)
+    def _search_buffer(self, n: int, size: int) -> np.ndarray:
+        buf = self._search.get((n, size))
         if buf is None:
-            size = self.config.instance_size
             buf = np.empty((n, size, size, 3), np.uint8)
-            self._search = {n: buf}  # keep one: target counts change rarely
+            if len(self._search) >= len(self.config.frame_sizes):
+                self._search.clear()  # keep one per crop size: target counts change rarely
+            self._search[n, size] = buf
         return buf
 
     def update(self, frame: np.ndarray) -> dict[int, TrackResult]:
@@ -248,14 +250,15 @@ class MultiTracker:
         step = self.step
         if active:
             s = self.config.searches_per_target
-            buf = self._search_buffer(len(active) * s)
+            size = max(step.search_size(self._targets[tid]) for tid in active)  # one batch, one crop size
+            buf = self._search_buffer(len(active) * s, size)
             for k, tid in enumerate(active):
                 step.search_into(self._targets[tid], frame, buf[k * s:(k + 1) * s])
             outputs = self.engine.respond(self._kernels_for(active), buf)
             for k, tid in enumerate(active):
                 target = self._targets[tid]
                 mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
-                results[tid] = target.apply(step.propose(target, mine), step.relative_confidence)
+                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence)
                 if self.config.template_weight and target.refresh_due(results[tid].score):
                     self._refresh_template(tid, target, frame)
         for tid, target in self._targets.items():

@@ -257,7 +257,8 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     tid = tracker._id
     target = multi._targets[tid]
     step = multi.step
-    buf = multi._search_buffer(multi.config.searches_per_target)
+    size = step.search_size(target)  # the crop size the target's state asks for now
+    buf = multi._search_buffer(multi.config.searches_per_target, size)
     kernels = multi._kernels_for((tid,))
     step.search_into(target, frame, buf)
     engine = multi.engine
@@ -265,7 +266,7 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     outputs = engine.scores(kernels, feats)
     calls = {"crop": lambda: step.search_into(target, frame, buf), "backbone": lambda: engine.features(buf),
              "head": lambda: engine.scores(kernels, feats),
-             "post": lambda: step.propose(target, outputs), "update": lambda: tracker.update(frame)}
+             "post": lambda: step.propose(target, outputs, size), "update": lambda: tracker.update(frame)}
     if engine.device.type == "cuda":
         calls = {k: (lambda fn=fn: (fn(), torch.cuda.synchronize(engine.device))) for k, fn in calls.items()}
     samples: dict[str, list[Timing]] = {k: [] for k in calls}

@@ -30,16 +30,22 @@ class BoxStep:
     def _origin(self, n: int, crop: int) -> float:
         return grid_origin(n, crop, self.cfg.reference_search, self.cfg.total_stride)
 
-    def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
-        crop_into(frame, target.cx, target.cy, target.x_sz, out[0], target.border)
+    def search_size(self, target) -> int:
+        """The smaller crop while the last frame was confident: cheaper, and a tighter motion prior."""
+        cfg = self.cfg
+        return cfg.confident_size if cfg.confident_size and target.score >= cfg.confident_score else cfg.instance_size
 
-    def propose(self, target, outputs: tuple[np.ndarray, ...]) -> Proposal:
+    def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
+        """One crop at the target's scale (crop px per frame px); its size is the buffer's."""
+        crop_into(frame, target.cx, target.cy, target.x_sz * out.shape[1] / self.cfg.instance_size, out[0], target.border)
+
+    def propose(self, target, outputs: tuple[np.ndarray, ...], size: int) -> Proposal:
         """Best point under penalty and window -> its centre, and the size moved towards its box by lr."""
         cfg = self.cfg
         cls, loc = outputs[0][0], outputs[1][0]
-        scale = cfg.instance_size / target.x_sz  # crop px per frame px
+        scale = cfg.instance_size / target.x_sz  # crop px per frame px, whatever the crop's size
         score, penalty, dx, dy, w, h = locate_box(cls, loc, self._window(cls.shape[1]), cfg.total_stride,
-                                                  self._origin(cls.shape[1], cfg.instance_size), target.w * scale,
+                                                  self._origin(cls.shape[1], size), target.w * scale,
                                                   target.h * scale, cfg.penalty_k, cfg.window_influence)
         lr = penalty * score * cfg.lr
         height, width = target.frame_shape

@@ -22,11 +22,14 @@ class SiamFCStep:
         self.finder(np.zeros((cfg.scale_num, cfg.response_size, cfg.response_size), np.float32))  # JIT warm-up
         self.scales = np.asarray(cfg.scale_factors)
 
+    def search_size(self, target) -> int:
+        return self.cfg.instance_size
+
     def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
         for i, f in enumerate(self.scales):
             crop_into(frame, target.cx, target.cy, target.x_sz * f, out[i], target.border)
 
-    def propose(self, target, outputs: tuple[np.ndarray, ...]) -> Proposal:
+    def propose(self, target, outputs: tuple[np.ndarray, ...], size: int) -> Proposal:
         """Peak of the (S, 1, n, n) responses -> moved centre and damped scale change."""
         cfg = self.cfg
         s, r, c, raw = self.finder(outputs[0][:, 0])

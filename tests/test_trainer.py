@@ -4,6 +4,7 @@ both families (SiamFC and box regression).
 Runs are tiny (SiamFC: 10%-width net, 87/151 crops; box: quarter-width NanoTrack-v3, 63/127 crops;
 a few steps) so each takes seconds.
 """
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from conftest import nanotrack_files
+from test_box_models import random_net
 from test_training_data import write_got10k, write_images
 from tracker import SiamTracker
 from tracker.cli import build_parser
@@ -24,6 +26,8 @@ from tracker.datasets import write_sequence
 from tracker.errors import SiamTrackError
 from tracker.evaluation.metrics import iou
 from tracker.models import SiameseNet, load_checkpoint, save_checkpoint
+from tracker.models.nanotrack import PRESETS
+from tracker.models.prune import narrow_box_net
 from tracker.synthetic import demo_clip
 from tracker.training.box_train import BoxTraining
 from tracker.training.data import collate
@@ -305,6 +309,25 @@ def test_box_fine_tunes_a_nanotrack_state_dict_with_itself_as_teacher(data, tmp_
     assert changed and not any(k.startswith("backbone.features.0.") for k in changed)
     with pytest.raises(SiamTrackError, match="exemplars of 64 feature cells but --cache-exemplar-size 63"):
         Trainer(setup_of(tiny_args(data, tmp_path, "nt63", "--init", str(state_dict), family="box"))[0])
+
+
+def test_box_init_narrowed_by_box_width_starts_from_its_selected_channels(data, tmp_path):
+    init = tmp_path / "wide.pth"
+    wide = random_net(dataclasses.replace(PRESETS["nanotrack_v3"].scaled(0.5), exemplar_cells=16))
+    save_checkpoint(wide, init, tracker_config={"window_influence": 0.3})
+    argv = tiny_args(data, tmp_path, "narrow", "--epochs", "1", "--init", str(init), "--box-width", "0.5", family="box")
+    setup, _ = setup_of(argv)
+    start = fresh_net(setup)
+    selected = narrow_box_net(wide, 0.5).state_dict()
+    assert start.config == wide.config.scaled(0.5) and start.channels == 24
+    assert all(torch.equal(v, selected[k]) for k, v in start.state_dict().items())
+    out = run_in_process(argv)
+    net, overrides, meta = load_checkpoint(out / "epoch_001.pth")
+    assert net.config == start.config and overrides["window_influence"] == 0.3 and overrides["exemplar_size"] == 63
+    assert meta["setup"]["box_arch"]["width"] == 0.5 and meta["setup"]["train"]["init"] == str(init)
+    assert not torch.equal(net.state_dict()["head.cls_out.0.weight"], selected["head.cls_out.0.weight"])
+    with pytest.raises(SiamTrackError, match=r"--box-width 2.0 with --init: a narrower student needs a width in \(0, 1\]"):
+        Trainer(setup_of(tiny_args(data, tmp_path, "wider", "--init", str(init), "--box-width", "2", family="box"))[0])
 
 
 @pytest.mark.parametrize("family, extra, message", [

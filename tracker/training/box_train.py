@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import SiamTrackError
 from ..models import BoxSiameseNet
 from ..models.nanotrack import LOOP_PARAMS, PRESETS
+from ..models.prune import narrow_box_net
 from .box_losses import BoxLossConfig, BoxOutputs, box_feature_adapter, box_loss
 from .box_targets import BoxTargetConfig, box_targets
 from .distill import Teacher, TeacherOutput, load_family
@@ -30,12 +31,14 @@ STRIDE = 16
 
 @dataclass(frozen=True)
 class BoxArchConfig:
-    """Box-family student built from scratch (without --init): a preset, optionally narrower."""
+    """Box-family student: a preset built from scratch, or the --init network; either optionally narrower."""
 
     arch: str = opt("nanotrack_v3", f"preset architecture ({' | '.join(PRESETS)}), built from scratch when "
                                     "there is no --init")
     width: float = opt(1.0, "channel multiplier of the preset's stem, blocks and towers (0.5 = a half-width "
-                            "student; kernels, strides and the 16 px grid stay)")
+                            "student; kernels, strides and the 16 px grid stay); with --init, a value below 1 "
+                            "narrows the init network instead, keeping its most important channels (largest "
+                            "BatchNorm gammas, residual streams alike) as the student's starting weights")
     adjust: int = opt(0, "add a neck: 1x1 conv + BN from the backbone to this many channels, which the head "
                          "then works on (0 = the preset's: none)")
 
@@ -70,6 +73,11 @@ class BoxTraining:
                 raise SiamTrackError(f"--init {t.init} was trained on exemplars of {net.config.exemplar_cells} feature "
                                      f"cells but --cache-exemplar-size {cache.exemplar_size} gives {cells}; use the "
                                      "source's exemplar size (127 for NanoTrack)")
+            if arch.width != 1.0:
+                try:
+                    net = narrow_box_net(net, arch.width)
+                except ValueError as exc:
+                    raise SiamTrackError(f"--box-width {arch.width} with --init: {exc}") from None
         else:
             if arch.arch not in PRESETS:
                 raise SiamTrackError(f"unknown --box-arch {arch.arch!r}; choose one of {', '.join(PRESETS)}")

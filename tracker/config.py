@@ -47,6 +47,8 @@ class BoxModelConfig:
     """Architecture of a box-regression Siamese network (NanoTrack / SiamBAN style); stored in checkpoints.
 
     backbone: a 3x3 stride-2 stem, then inverted residuals (``blocks``); optional 1x1 adjust (neck);
+    ``relu6``: the stem and the blocks without h-swish use ReLU6 instead of h-swish / ReLU (the
+    EfficientNet-Lite layout; False = MobileNetV3's, which NanoTrack uses);
     head: pixel-wise correlation (every exemplar cell against every search cell, channel attention),
     optionally plus a depth-wise correlation of the exemplar's centre; then cls and loc towers.
     """
@@ -54,6 +56,7 @@ class BoxModelConfig:
     family: ClassVar[str] = "box"
     stem: int = 16
     blocks: tuple[tuple[Any, ...], ...] = NANOTRACK_BLOCKS + ((5, 288, 96, 72, True, 1),)
+    relu6: bool = False             # stem and non-h-swish blocks: ReLU6 (EfficientNet-Lite) instead of h-swish / ReLU
     adjust: int = 0                 # neck: 1x1 conv + BN to this many channels; 0 = none
     depthwise: bool = True          # add the depth-wise correlation branch (NanoTrack v3)
     shared_correlation: bool = False  # one correlation feeds both towers (NanoTrack v1)

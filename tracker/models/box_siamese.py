@@ -19,7 +19,7 @@ class BoxSiameseNet(nn.Module):
         super().__init__()
         self.config = config or BoxModelConfig()
         c = self.config
-        self.backbone = MobileNet(c.stem, c.blocks)
+        self.backbone = MobileNet(c.stem, c.blocks, c.relu6)
         if self.backbone.total_stride != 16:
             raise ValueError(f"the box family's points are 16 px apart; these blocks give total stride {self.backbone.total_stride}")
         inner = self.backbone.channels

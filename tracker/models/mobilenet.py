@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 
-def _activation(hswish: bool) -> nn.Module:
-    return nn.Hardswish() if hswish else nn.ReLU()
+def _activation(hswish: bool, relu6: bool = False) -> nn.Module:
+    return nn.Hardswish() if hswish else nn.ReLU6() if relu6 else nn.ReLU()
 
 
 class SqueezeExcite(nn.Module):
@@ -34,18 +34,19 @@ class InvertedResidual(nn.Module):
     it, SE sits between the depth-wise BN and its activation (the MobileNetV3 reference layout).
     """
 
-    def __init__(self, inp: int, kernel: int, hidden: int, out: int, se: int, hswish: bool, stride: int) -> None:
+    def __init__(self, inp: int, kernel: int, hidden: int, out: int, se: int, hswish: bool, stride: int,
+                 relu6: bool = False) -> None:
         super().__init__()
         self.identity = stride == 1 and inp == out
         pad = (kernel - 1) // 2
         depthwise = nn.Conv2d(hidden, hidden, kernel, stride, pad, groups=hidden, bias=False)
         excite = SqueezeExcite(hidden, se) if se else nn.Identity()
         if inp == hidden:
-            layers = [depthwise, nn.BatchNorm2d(hidden), _activation(hswish), excite,
+            layers = [depthwise, nn.BatchNorm2d(hidden), _activation(hswish, relu6), excite,
                       nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
         else:
-            layers = [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), _activation(hswish),
-                      depthwise, nn.BatchNorm2d(hidden), excite, _activation(hswish),
+            layers = [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), _activation(hswish, relu6),
+                      depthwise, nn.BatchNorm2d(hidden), excite, _activation(hswish, relu6),
                       nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
         self.conv = nn.Sequential(*layers)
 
@@ -54,15 +55,19 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNet(nn.Module):
-    """Stem (3x3, stride 2, h-swish) + inverted residuals; the total stride is the product of strides."""
+    """Stem (3x3, stride 2, h-swish) + inverted residuals; the total stride is the product of strides.
 
-    def __init__(self, stem: int, blocks: Sequence[Sequence[Any]]) -> None:
+    ``relu6``: the stem and the blocks without h-swish use ReLU6 instead of h-swish / ReLU (EfficientNet-Lite).
+    """
+
+    def __init__(self, stem: int, blocks: Sequence[Sequence[Any]], relu6: bool = False) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.Hardswish())]
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem),
+                                                 _activation(not relu6, relu6))]
         inp = stem
         self.total_stride = 2
         for kernel, hidden, out, se, hswish, stride in blocks:
-            layers.append(InvertedResidual(inp, int(kernel), int(hidden), int(out), int(se), bool(hswish), int(stride)))
+            layers.append(InvertedResidual(inp, int(kernel), int(hidden), int(out), int(se), bool(hswish), int(stride), relu6))
             inp = int(out)
             self.total_stride *= int(stride)
         self.features = nn.Sequential(*layers)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..config import BoxModelConfig
 from ..errors import SiamTrackError
-from ..models import BoxSiameseNet
+from ..models import BoxSiameseNet, efficientnet_lite
 from ..models.nanotrack import LOOP_PARAMS, PRESETS
 from ..models.prune import narrow_box_net
 from .box_losses import BoxLossConfig, BoxOutputs, box_feature_adapter, box_loss
@@ -49,6 +50,20 @@ def exemplar_cells(exemplar_size: int) -> int:
     return side * side
 
 
+def fresh_student(config: BoxModelConfig, exemplar_size: int) -> BoxSiameseNet:
+    """A new network of ``config`` whose head starts at boxes of a typical target's size."""
+    cells = config.exemplar_cells
+    if config.depthwise and cells < config.template_crop ** 2:
+        raise SiamTrackError(f"--cache-exemplar-size {exemplar_size} gives {cells} exemplar cells, fewer "
+                             f"than the depth-wise branch's {config.template_crop}x{config.template_crop}; "
+                             f"use at least {STRIDE * (config.template_crop - 1) + 1} px")
+    net = BoxSiameseNet(config)
+    # exp(0) = 1 px boxes would sit deep inside every target, where (G)IoU barely changes with
+    # their size; start at a typical target's half side instead (the exemplar shows ~2x the target).
+    nn.init.constant_(net.head.loc_out[0].bias, math.log(exemplar_size / 4))
+    return net
+
+
 class BoxTraining:
     """Box-family student, feature adapter and loss for the trainer."""
 
@@ -67,7 +82,15 @@ class BoxTraining:
         the training labels put them."""
         t, arch, cache = self.setup.train, self.setup.box_arch, self.setup.cache
         cells = exemplar_cells(cache.exemplar_size)
-        if t.init:
+        imagenet = efficientnet_lite.imagenet_state(t.init) if t.init else None
+        if imagenet is not None:  # an ImageNet backbone; neck and head start fresh, the loop is NanoTrack-v3's
+            if arch.width != 1.0:
+                raise SiamTrackError(f"--box-width {arch.width} cannot narrow --init {t.init}: its ImageNet weights "
+                                     "fix the backbone's channels; leave --box-width at 1")
+            net = fresh_student(efficientnet_lite.student_config(cells), cache.exemplar_size)
+            efficientnet_lite.load_backbone(net.backbone, imagenet, t.init)
+            overrides = dict(LOOP_PARAMS["nanotrack_v3"])
+        elif t.init:
             net, overrides = load_family(t.init, self.family, "--init")
             if net.config.exemplar_cells != cells:
                 raise SiamTrackError(f"--init {t.init} was trained on exemplars of {net.config.exemplar_cells} feature "
@@ -86,14 +109,7 @@ class BoxTraining:
                                              adjust=arch.adjust or PRESETS[arch.arch].adjust)
             except ValueError as exc:
                 raise SiamTrackError(f"--box-width: {exc}") from None
-            if config.depthwise and cells < config.template_crop ** 2:
-                raise SiamTrackError(f"--cache-exemplar-size {cache.exemplar_size} gives {cells} exemplar cells, fewer "
-                                     f"than the depth-wise branch's {config.template_crop}x{config.template_crop}; "
-                                     f"use at least {STRIDE * (config.template_crop - 1) + 1} px")
-            net, overrides = BoxSiameseNet(config), dict(LOOP_PARAMS[arch.arch])
-            # exp(0) = 1 px boxes would sit deep inside every target, where (G)IoU barely changes with
-            # their size; start at a typical target's half side instead (the exemplar shows ~2x the target).
-            nn.init.constant_(net.head.loc_out[0].bias, math.log(cache.exemplar_size / 4))
+            net, overrides = fresh_student(config, cache.exemplar_size), dict(LOOP_PARAMS[arch.arch])
         # box_targets puts the points at -(n // 2) * stride of the training search crop: the tracker
         # carries that convention to other crop sizes from reference_search.
         geometry = {"exemplar_size": cache.exemplar_size, "instance_size": cache.instance_size,

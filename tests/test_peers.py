@@ -59,3 +59,11 @@ def test_unknown_and_duplicate_names_are_errors():
         parse_trackers("kcf,KCF")
     with pytest.raises(SiamTrackError, match="no trackers given"):
         parse_trackers(" , ")
+
+
+def test_a_siamtrack_name_takes_several_options_between_other_trackers():
+    specs = parse_trackers("csrt,siamtrack:siamtrack_box@instance_size=223,lost_threshold=0.5,kcf,siamtrack@lost_patience=3")
+    assert [s.name for s in specs] == ["csrt", "siamtrack:siamtrack_box@instance_size=223,lost_threshold=0.5", "kcf",
+                                       "siamtrack@lost_patience=3"]
+    config = specs[1].factory().config
+    assert (config.instance_size, config.lost_threshold) == (223, 0.5) and specs[3].factory().config.lost_patience == 3

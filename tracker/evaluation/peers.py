@@ -174,9 +174,20 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
     return TrackerSpec(name, factory, identity=f"siamtrack {digest} {options.backend}/{options.device} {config}")
 
 
+def _split_names(names: str) -> list[str]:
+    """Split on commas, except inside a siamtrack name's key=value list: "siamtrack@a=1,b=2,csrt" is two trackers."""
+    items: list[str] = []
+    for part in (p.strip() for p in names.split(",")):
+        if items and "@" in items[-1] and "=" in part and not part.startswith("siamtrack"):
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
+
+
 def parse_trackers(names: str | list[str], options: PeerOptions = PeerOptions()) -> list[TrackerSpec]:
     """Specs for comma-separated tracker names, in the given order; unknown names are an error."""
-    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    items = [n for n in (_split_names(names) if isinstance(names, str) else [n.strip() for n in names]) if n]
     if not items:
         raise SiamTrackError("no trackers given; pass e.g. --trackers siamtrack,csrt,kcf")
     specs: list[TrackerSpec] = []

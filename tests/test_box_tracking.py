@@ -89,9 +89,9 @@ def test_v3_follows_a_generated_clip_and_both_backends_agree(shared_dir):
     assert gap.mean() < 0.2 and iou(boxes["onnxruntime"], boxes["torch"]).min() > 0.9
 
 
-def _spy_crop_sizes(tracker) -> list[int]:
-    """Record the search-crop size of every normal frame of ``tracker``."""
-    step, sizes = tracker._multi.step, []
+def _spy_crop_sizes(multi: MultiTracker) -> list[int]:
+    """Record the search-crop size of every normal frame of ``multi``."""
+    step, sizes = multi.step, []
     search_into = step.search_into
     step.search_into = lambda target, frame, out: (sizes.append(out.shape[1]), search_into(target, frame, out))
     return sizes
@@ -105,7 +105,7 @@ def test_confident_frames_search_a_smaller_crop_on_both_backends():
     boxes, sizes = {}, {}
     for backend in ("onnxruntime", "torch"):
         tracker = SiamTracker("siamtrack_box", device="cpu", backend=backend, confident_size=159, confident_score=0.6)
-        sizes[backend] = _spy_crop_sizes(tracker)
+        sizes[backend] = _spy_crop_sizes(tracker._multi)
         boxes[backend] = _track(tracker, frames, clip.truth(0))
     if_small = SiamTracker("siamtrack_box", device="cpu", backend="onnxruntime", confident_size=159)
     assert set(if_small._multi.engine._one_backbones) == {(1, 207, 207, 3), (1, 159, 159, 3)}  # a fixed graph each
@@ -120,7 +120,7 @@ def test_one_unsure_target_makes_the_whole_batch_use_the_full_crop():
     clip = demo_clip(n_frames=3)
     frames = list(clip)
     multi = MultiTracker("siamtrack_box", device="cpu", confident_size=175, confident_score=0.8)
-    sizes = _spy_crop_sizes(type("Holder", (), {"_multi": multi}))
+    sizes = _spy_crop_sizes(multi)
     a, b = multi.add(frames[0], clip.truth(0)), multi.add(frames[0], (10, 10, 40, 40))
     multi._targets[a].score, multi._targets[b].score = 0.95, 0.5
     assert [multi.step.search_size(multi._targets[t]) for t in (a, b)] == [175, 207]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tracker.config import ModelConfig
-from tracker.engine import SeparableMaxPool, TorchEngine, default_threads, separable_pools, set_threads
+from tracker.engine import SeparableMaxPool, TorchEngine, default_threads, resolve_threads, separable_pools, torch_threads
 from tracker.models import SiameseNet, inference_copy
 
 
@@ -55,14 +55,18 @@ def test_default_threads_leaves_busy_cores_alone(monkeypatch):
         assert default_threads() == want
 
 
-def test_set_threads_applies_and_checks():
+def test_thread_counts_are_checked_and_scoped(monkeypatch):
+    monkeypatch.setattr("tracker.engine.default_threads", lambda: 5)
+    assert resolve_threads(3) == 3 and resolve_threads(None) == 5
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        resolve_threads(0)
     before = torch.get_num_threads()
-    try:
-        assert set_threads(1) == 1 and torch.get_num_threads() == 1
-        with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
-            set_threads(0)
-    finally:
-        torch.set_num_threads(before)
+    inside = 2 if before != 2 else 1
+    with pytest.raises(RuntimeError, match="boom"):
+        with torch_threads(inside):
+            assert torch.get_num_threads() == inside
+            raise RuntimeError("boom")  # an engine call that fails still gives the setting back
+    assert torch.get_num_threads() == before
 
 
 def test_auto_backend_is_onnxruntime_on_cpu():

@@ -6,8 +6,9 @@ A backend embeds exemplars once (``embed``) and scores batches of search crops a
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -45,15 +46,27 @@ def default_threads() -> int:
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
-def set_threads(threads: int | None = None) -> int:
-    """Set torch's and OpenCV's CPU thread count (None: :func:`default_threads`); returns it."""
+def resolve_threads(threads: int | None = None) -> int:
+    """The thread count an engine uses: ``threads``, or :func:`default_threads` when None."""
     if threads is None:
-        threads = default_threads()
+        return default_threads()
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
     return threads
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count for the duration of one call, then the caller's again: a tracker
+    never changes a process-wide setting behind its caller's back."""
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
 
 
 class SeparableMaxPool(nn.Module):
@@ -90,34 +103,41 @@ def separable_pools(module: nn.Module) -> nn.Module:
 
 class TorchEngine:
     """PyTorch backend: Conv+BN folded, conv1 fed BGR directly, separable max-pools, channels_last,
-    inference mode."""
+    inference mode. Each call runs on ``threads`` CPU threads and gives torch's setting back after."""
 
     name = "torch"
 
-    def __init__(self, net: Network, device: str | torch.device = "auto") -> None:
+    def __init__(self, net: Network, device: str | torch.device = "auto", threads: int | None = None) -> None:
         self.device = resolve_device(device)
+        self.threads = resolve_threads(threads)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
         self.io = DeviceIO(self.device)  # reused buffers; pinned uint8 staging on CUDA
 
     @torch.inference_mode()
     def embed(self, crops: np.ndarray) -> torch.Tensor:
         """Exemplar embeddings (N, C, h, w) for N uint8 BGR crops; kept on the device."""
-        return self.net.embed(self.io.upload(crops)).clone()
+        with torch_threads(self.threads):
+            return self.net.embed(self.io.upload(crops)).clone()
 
     @torch.inference_mode()
     def features(self, crops: np.ndarray) -> torch.Tensor:
         """Search embeddings of M uint8 BGR crops (the backbone stage alone, for profiling)."""
-        return self.net.embed(self.io.upload(crops))
+        with torch_threads(self.threads):
+            return self.net.embed(self.io.upload(crops))
 
     @torch.inference_mode()
     def scores(self, kernels: torch.Tensor, features: torch.Tensor) -> tuple[np.ndarray, ...]:
         """The family's outputs, float32 (M, k, n, n) each, of search embeddings against their exemplars
         (the head stage): SiamFC (responses,), box regression (cls, loc)."""
-        return tuple(self.io.download(o) for o in self.net.outputs(kernels, features))
+        with torch_threads(self.threads):
+            return tuple(self.io.download(o) for o in self.net.outputs(kernels, features))
 
+    @torch.inference_mode()
     def respond(self, kernels: torch.Tensor, crops: np.ndarray) -> tuple[np.ndarray, ...]:
         """Outputs for M search crops; M is a multiple of len(kernels)."""
-        return self.scores(kernels, self.features(crops))
+        with torch_threads(self.threads):
+            feats = self.net.embed(self.io.upload(crops))
+            return tuple(self.io.download(o) for o in self.net.outputs(kernels, feats))
 
     @staticmethod
     def select(kernels: torch.Tensor, rows: list[int]) -> torch.Tensor:

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import torch
 
 from .config import LoopConfig
-from .engine import resolve_device
+from .engine import resolve_device, resolve_threads
 from .errors import DeviceError
 from .export import onnx_models
 from .families import loop_config
@@ -34,12 +34,12 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """All graph optimisations on; intra-op threads default to torch's setting (SiamTracker(threads=...))."""
+def session_options(threads: int) -> ort.SessionOptions:
+    """All graph optimisations on; the session's own intra-op pool of ``threads`` (no global setting)."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
@@ -57,7 +57,8 @@ class OnnxEngine:
     def __init__(self, net: Network, device: str = "auto", threads: int | None = None,
                  config: LoopConfig | None = None) -> None:
         providers = providers_for(device)
-        opts = session_options(threads)
+        self.threads = resolve_threads(threads)
+        opts = session_options(self.threads)
         config = config or loop_config(net.config.family, {})
 
         def sessions(static: int) -> list[ort.InferenceSession]:

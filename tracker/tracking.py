@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import LoopConfig
 from .crops import crop_into, mean_colour
-from .engine import TorchEngine, resolve_device, set_threads
+from .engine import TorchEngine, resolve_device, resolve_threads
 from .errors import FrameError
 from .families import Step, build_step, loop_config
 from .inputs import as_bgr, check_box
@@ -140,16 +140,17 @@ class _Target:
         return TrackResult(self.box, score, False)
 
 
-def build_engine(net, backend: str, device: str, config: LoopConfig | None = None):
+def build_engine(net, backend: str, device: str, config: LoopConfig | None = None, threads: int | None = None):
     """'auto' = onnxruntime on CPU (~11 % less CPU per frame than torch with the same boxes, < 0.5 px
-    on the validation split; tools/speed.py), torch on a GPU."""
+    on the validation split; tools/speed.py), torch on a GPU. ``threads``: CPU threads of the engine's
+    own calls (None: the cores other processes leave free); no process-wide setting changes."""
     if backend == "auto":
         backend = "onnxruntime" if resolve_device(device).type == "cpu" else "torch"
     if backend == "torch":
-        return TorchEngine(net, device)
+        return TorchEngine(net, device, threads)
     if backend == "onnxruntime":
         from .onnx_backend import OnnxEngine
-        return OnnxEngine(net, device, config=config)  # the exported head bakes in the exemplar size
+        return OnnxEngine(net, device, threads, config)  # the exported head bakes in the exemplar size
     raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'torch' or 'onnxruntime'")
 
 
@@ -162,12 +163,12 @@ class MultiTracker:
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto",
                  threads: int | None = None, **config: Any) -> None:
-        set_threads(threads)  # None: the cores other processes leave free
+        resolve_threads(threads)  # a bad count fails before the weights load
         net, overrides, self.metadata = resolve(weights)
         self.family = net.config.family
         self.config = loop_config(self.family, {**overrides, **config})
         self.model_config = net.config
-        self.engine = build_engine(net, backend, device, self.config)
+        self.engine = build_engine(net, backend, device, self.config, threads)
         cfg = self.config
         self.step: Step = build_step(self.family, cfg)
         self._targets: dict[int, _Target] = {}

@@ -6,6 +6,7 @@ run pins one thread, so a parallel run gives exactly the boxes of a serial one.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing as mp
@@ -57,13 +58,29 @@ class SequenceRun:
 
 
 def set_single_thread() -> None:
-    """One compute thread per process: fair timing between workers and bit-identical results."""
+    """One compute thread per worker process: fair timing between workers and bit-identical results."""
     import cv2
     import torch
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One compute thread while a benchmark runs in the caller's own process, then the caller's settings
+    again (a Python caller's OpenCV and torch thread counts are theirs)."""
+    import cv2
+    import torch
+    before = cv2.getNumThreads(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before[0])
+        torch.set_num_threads(before[1])
 
 
 def _unpack(result: Any) -> tuple[np.ndarray, float, bool]:
@@ -146,10 +163,10 @@ def parallel_map(fn: Callable, jobs: list, workers: int, on_frame: Callable[[], 
     """
     global _ticker
     if workers <= 1 or len(jobs) <= 1:
-        set_single_thread()
         _ticker = on_frame
         try:
-            yield from map(fn, jobs)
+            with single_thread():
+                yield from map(fn, jobs)
         finally:
             _ticker = None
         return

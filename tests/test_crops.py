@@ -61,3 +61,10 @@ def test_crop_refuses_a_strided_buffer():
     frame = np.zeros((10, 10, 3), np.uint8)
     with pytest.raises(ValueError, match="C-contiguous"):
         crop_into(frame, 5.0, 5.0, 4.0, np.zeros((8, 16, 3), np.uint8)[:, ::2], (0, 0, 0))
+
+
+def test_a_crop_wholly_outside_the_frame_is_all_border():
+    frame = np.full((20, 30, 3), 200, np.uint8)
+    for cx, cy in ((-50.0, 10.0), (90.0, 10.0), (15.0, -60.0), (15.0, 80.0), (-70.0, -70.0)):
+        out = crop(frame, cx, cy, 12.0, 9, (7, 8, 9))
+        assert (out == np.array([7, 8, 9], np.uint8)).all(), (cx, cy)

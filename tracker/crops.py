@@ -21,89 +21,54 @@ _BITS = 11  # fixed-point fraction bits per interpolation pass: 255 << 22 still 
 
 
 @numba.njit(cache=True, nogil=True)
-def _taps(scale: float, origin: float, n: int, limit: int, channels: int):
-    """Per output value along one axis: the two source indices (clamped), whether each is inside,
-    and the weight of the second, for source position ``origin + scale * j`` (float32, as OpenCV)."""
-    first = np.empty(n * channels, np.int32)
-    second = np.empty(n * channels, np.int32)
-    in_first = np.empty(n * channels, np.bool_)
-    in_second = np.empty(n * channels, np.bool_)
-    weight = np.empty(n * channels, np.int32)
-    for j in range(n):
-        s = np.float32(np.float32(scale) * np.float32(j) + np.float32(origin))
-        i = math.floor(s)
-        w = np.int32(np.rint((s - np.float32(i)) * (1 << _BITS)))
-        for c in range(channels):
-            k = j * channels + c
-            first[k] = min(max(i, 0), limit - 1) * channels + c
-            second[k] = min(max(i + 1, 0), limit - 1) * channels + c
-            in_first[k] = 0 <= i < limit
-            in_second[k] = 0 <= i + 1 < limit
-            weight[k] = w
-    return first, second, in_first, in_second, weight
+def _position(scale: float, origin: float, j: int) -> tuple[int, int]:
+    """Source pixel left of (or above) output index ``j`` and the fixed-point weight of the next one
+    (float32 positions, as OpenCV computes them)."""
+    s = np.float32(np.float32(scale) * np.float32(j) + np.float32(origin))
+    i = math.floor(s)
+    return i, np.int32(np.rint((s - np.float32(i)) * (1 << _BITS)))
 
 
 @numba.njit(cache=True, nogil=True)
-def _row(src, first, second, in_first, in_second, weight, border, out) -> None:
-    """One source row resampled horizontally, in fixed point (value << _BITS)."""
-    for k in range(out.shape[0]):
-        a = np.int32(src[first[k]]) if in_first[k] else border[k]
-        b = np.int32(src[second[k]]) if in_second[k] else border[k]
-        out[k] = (a << _BITS) + weight[k] * (b - a)
-
-
-@numba.njit(cache=True, nogil=True)
-def _row_inside(src, first, second, weight, out) -> None:
-    """:func:`_row` for a row whose taps all lie inside the frame (the common case: no branches)."""
-    for k in range(out.shape[0]):
-        a = np.int32(src[first[k]])
-        out[k] = (a << _BITS) + weight[k] * (np.int32(src[second[k]]) - a)
-
-
-@numba.njit(cache=True, nogil=True)
-def _load(src, first, second, in_first, in_second, weight, border, inside: bool, out) -> None:
-    if inside:
-        _row_inside(src, first, second, weight, out)
-    else:
-        _row(src, first, second, in_first, in_second, weight, border, out)
-
-
-@numba.njit(cache=True, nogil=True)
-def _resample(frame, scale: float, x0: float, y0: float, out, border_colour) -> None:
+def _resample(frame, scale: float, x0: float, y0: float, out, border) -> None:
+    """Vertical pass over the crop's source columns, then the horizontal pass per output row. Source
+    pixels outside the frame read as ``border``."""
     height, width, channels = frame.shape
     rows, cols = out.shape[0], out.shape[1]
+    lo = _position(scale, x0, 0)[0]
+    hi = _position(scale, x0, cols - 1)[0] + 2  # footprint columns [lo, hi)
     n = cols * channels
-    first, second, in_first, in_second, weight = _taps(scale, x0, cols, width, channels)
-    border = np.empty(n, np.int32)
-    for k in range(n):
-        border[k] = border_colour[k % channels]
-    border_row = np.empty(n, np.int32)
-    for k in range(n):
-        border_row[k] = border[k] << _BITS
-    inside = in_first.all() and in_second.all()
-    top = np.empty(n, np.int32)
-    bottom = np.empty(n, np.int32)
-    loaded = -2  # the source row held in ``bottom``
-    for i in range(rows):
-        s = np.float32(np.float32(scale) * np.float32(i) + np.float32(y0))
-        y = math.floor(s)
-        wy = np.int32(np.rint((s - np.float32(y)) * (1 << _BITS)))
-        if y == loaded + 1:  # upscaling: the last bottom row is this top row
-            top[:] = bottom
-        elif y != loaded:
-            if 0 <= y < height:
-                _load(frame[y].reshape(-1), first, second, in_first, in_second, weight, border, inside, top)
-            else:
-                top[:] = border_row
-        if y != loaded:
-            if 0 <= y + 1 < height:
-                _load(frame[y + 1].reshape(-1), first, second, in_first, in_second, weight, border, inside, bottom)
-            else:
-                bottom[:] = border_row
-            loaded = y
-        dst = out[i].reshape(-1)
+    tap = np.empty(n, np.int32)  # per output value: its left tap in the vertical pass's row, and the weight
+    weight = np.empty(n, np.int32)
+    for j in range(cols):
+        i, w = _position(scale, x0, j)
+        for c in range(channels):
+            tap[j * channels + c] = (i - lo) * channels + c
+            weight[j * channels + c] = w
+    inside_lo = min(max(lo, 0), hi)  # the footprint's columns inside the frame: [inside_lo, inside_hi)
+    inside_hi = max(min(hi, width), inside_lo)
+    blank = np.empty(width * channels, np.uint8)  # a source row above or below the frame
+    for k in range(width * channels):
+        blank[k] = border[k % channels]
+    column = np.empty((hi - lo) * channels, np.int32)
+    for k in range((inside_lo - lo) * channels):  # footprint left of the frame, then right of it
+        column[k] = np.int32(border[k % channels]) << _BITS
+    for k in range((inside_hi - lo) * channels, (hi - lo) * channels):
+        column[k] = np.int32(border[k % channels]) << _BITS
+    start, stop = inside_lo * channels, inside_hi * channels
+    offset = (inside_lo - lo) * channels
+    for r in range(rows):
+        y, wy = _position(scale, y0, r)
+        upper = (frame[y].reshape(-1) if 0 <= y < height else blank)[start:stop]  # slices: the loop vectorises
+        lower = (frame[y + 1].reshape(-1) if 0 <= y + 1 < height else blank)[start:stop]
+        inside = column[offset:offset + stop - start]
+        for k in range(stop - start):
+            a = np.int32(upper[k])
+            inside[k] = (a << _BITS) + wy * (np.int32(lower[k]) - a)
+        dst = out[r].reshape(-1)
         for k in range(n):
-            v = (top[k] << _BITS) + wy * (bottom[k] - top[k])
+            a = column[tap[k]]
+            v = (a << _BITS) + weight[k] * (column[tap[k] + channels] - a)
             dst[k] = np.uint8((v + (1 << (2 * _BITS - 1))) >> (2 * _BITS))
 
 
@@ -115,7 +80,7 @@ def crop_into(frame: np.ndarray, cx: float, cy: float, size: float, out: np.ndar
     out_size = out.shape[0]
     a = size / out_size
     offset = (out_size - 1) / 2
-    colour = np.clip(np.rint(np.asarray(border, np.float64)), 0, 255).astype(np.int32)
+    colour = np.clip(np.rint(np.asarray(border, np.float64)), 0, 255).astype(np.uint8)
     _resample(np.ascontiguousarray(frame), a, cx - a * offset, cy - a * offset, out, colour)
     return out
 

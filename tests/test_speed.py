@@ -1,5 +1,9 @@
-"""Speed benchmark: what it runs, in which order, and the report it writes (no wall-clock asserts)."""
+"""Speed benchmark: every row in its own process, nothing leaking between rows, and the report it writes
+(no wall-clock asserts)."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,43 +11,11 @@ import torch
 
 from tracker.config import ModelConfig, TrackerConfig
 from tracker.datasets import write_sequence
+from tracker.evaluation import speed
 from tracker.evaluation.flops import model_flops
-from tracker.evaluation.speed import STAGES, SpeedOptions, run_speed, time_tracking
+from tracker.evaluation.speed import SpeedOptions, run_speed
+from tracker.evaluation.speed_worker import STAGES, grid_boxes, regime_threads, run_job
 from tracker.models import SiameseNet, save_checkpoint
-
-
-class _Logged:
-    """A fake tracker that records which frames it saw, in what order, into a shared log."""
-
-    def __init__(self, name, log, fail_at=None):
-        self.name, self.log, self.fail_at = name, log, fail_at
-
-    def init(self, frame, box):
-        self.log.append((self.name, "init", int(frame[0, 0, 0])))
-
-    def update(self, frame):
-        i = int(frame[0, 0, 0])
-        if i == self.fail_at:
-            raise RuntimeError("boom")
-        self.log.append((self.name, "update", i))
-        return (0.0, 0.0, 1.0, 1.0)
-
-
-def test_trackers_are_interleaved_in_chunks_and_failures_are_isolated():
-    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(9)]  # frame i carries its index
-    log = []
-    factories = {"a": lambda: _Logged("a", log), "b": lambda: _Logged("b", log), "bad": lambda: _Logged("bad", log, 2)}
-    out = time_tracking(factories, frames, (0, 0, 1, 1), passes=2, chunk=3)
-    assert out["bad"].error == "RuntimeError: boom"
-    assert len(out["a"].tracker_fps_passes) == 2 and out["a"].tracker_fps > 0 and out["a"].cpu_ms >= 0
-    updates = [(n, i) for n, kind, i in log if kind == "update"]
-    warmup, first_pass = updates[:7], updates[7:7 + 16]  # warm-up: one chunk (3 frames) each
-    assert warmup == [(n, i) for n in ("a", "b") for i in (1, 2, 3)] + [("bad", 1)]
-    # pass 1 starts with "b" (rotated order); chunk 1-3 of every tracker before chunk 4-6 of any
-    assert first_pass[:6] == [("b", 1), ("b", 2), ("b", 3), ("a", 1), ("a", 2), ("a", 3)]
-    assert [i for n, i in first_pass if n == "a"] == list(range(1, 9))
-    assert all(n != "bad" for n, _ in updates[7:])  # dropped after failing in the warm-up
-    assert not out["bad"].tracker_fps_passes
 
 
 @pytest.fixture(scope="module")
@@ -66,53 +38,108 @@ def tiny_clip(tmp_path_factory):
     return root, net
 
 
+def _fresh_settings() -> dict:
+    """What a new Python process that imports OpenCV and torch starts with."""
+    code = "import cv2, torch, json; print(json.dumps([cv2.getNumThreads(), torch.get_num_threads()]))"
+    cv, th = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return {"cv2_threads": cv, "torch_threads": th}
+
+
+def test_every_row_runs_in_a_fresh_process_and_no_setting_leaks_into_the_next(tiny_clip):
+    root, _ = tiny_clip
+    opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},kcf", frames=6, passes=1,
+                        rounds=1, regimes=("1", "default"), backends=("torch",), stage_repeats=1)
+    report = run_speed(opts, log=lambda m: None)
+    rows = {(t.name, t.regime): t for t in report.trackers}
+    pids = [pid for t in report.trackers for pid in t.pids]
+    assert len(pids) == 4 and len(set(pids)) == 4 and os.getpid() not in pids
+    fresh = _fresh_settings()
+    assert all(entry == fresh for t in report.trackers for entry in t.on_entry)
+    # the 1-thread rows ran on one thread; the default rows after them still saw the libraries' own defaults
+    assert rows["siamtrack:w [torch]", "1"].while_timed == [{"cv2_threads": 1, "torch_threads": 1}]
+    assert rows["kcf", "default"].while_timed == [fresh]
+    assert rows["siamtrack:w [torch]", "1"].engine_threads == 1
+    assert all(t.error is None and t.tracker_fps > 0 for t in report.trackers)
+
+
+def test_the_rows_entry_settings_would_show_a_leak():
+    """The instrument can fail: run in one process, a 1-thread row leaks into the default row after it,
+    and that row's recorded entry settings say so (the isolated run above shows none)."""
+    before = _settings_now()
+    try:
+        job = lambda regime: speed.Job("kcf", regime, sequence=_missing(), frames=2, passes=1,  # noqa: E731
+                                       peers=speed.PeerOptions(), end_to_end=False)
+        first, second = run_job(job("1")), run_job(job("default"))
+        assert first["on_entry"] == before and second["on_entry"] == {"cv2_threads": 1, "torch_threads": 1}
+    finally:
+        import cv2
+        cv2.setNumThreads(before["cv2_threads"])
+        torch.set_num_threads(before["torch_threads"])
+
+
+def _settings_now() -> dict:
+    import cv2
+    return {"cv2_threads": cv2.getNumThreads(), "torch_threads": torch.get_num_threads()}
+
+
+def _missing():
+    from pathlib import Path
+    return Path("no-such-dataset") / "clip"  # the job fails after applying its regime: a recorded error
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_clip):
+    """In-process (fast) run of every table: one target under two regimes, then 3 targets."""
     root, net = tiny_clip
     opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},csrt,kcf,nanotrack",
-                        frames=8, passes=2, chunk=3, backends=("torch",), stage_repeats=2, memory_frames=20)
-    return run_speed(opts, log=lambda m: None), net
+                        frames=8, passes=2, rounds=2, regimes=("1", "2"), backends=("torch",), targets=(3,),
+                        multi_frames=5, stage_repeats=2, memory_frames=20)
+    return run_speed(opts, log=lambda m: None, runner=run_job), net
 
 
-def test_report_rows_stages_and_ratios(tiny_run):
+def test_report_rows_stages_ratios_and_many_targets(tiny_run):
     report, net = tiny_run
-    names = [t.name for t in report.trackers]
-    assert names == ["siamtrack:w [torch]", "csrt", "kcf", "nanotrack"]
-    siam, nano = report.trackers[0], report.trackers[-1]
-    assert set(siam.stages) == set(STAGES) and all(t.cpu_ms >= 0 and t.wall_ms > 0 for t in siam.stages.values())
+    single = [(t.name, t.regime) for t in report.trackers if t.targets == 1 and t.error is None]
+    assert single == [(n, r) for n in ("siamtrack:w [torch]", "csrt", "kcf") for r in ("1", "2")]
+    siam = report.row("siamtrack:w [torch]", "2")
+    assert set(siam.stages) == set(STAGES) and all(t.wall_ms > 0 for t in siam.stages.values())
+    assert siam.graphs_ms == pytest.approx(siam.stages["backbone"].wall_ms + siam.stages["head"].wall_ms)
     assert siam.gflop_per_frame == pytest.approx(model_flops(net, TrackerConfig()).per_frame / 1e9)
-    assert siam.backbone_gflops > 0 and siam.tracker_fps > 0 and siam.end_to_end_fps > 0
-    assert nano.error == "not run: model path not given (--nano-backbone/--nano-neckhead)"
-    assert set(report.ratios) == {"siamtrack:w [torch]"}
-    assert set(report.ratios["siamtrack:w [torch]"]) == {"csrt", "kcf"}
-    assert report.machine["gpu"].startswith("not measured") and report.machine["threads"] == 1
-    assert len(report.load_before) == 3 and report.matmul_peak.cpu_gflops > 0
+    assert len(siam.tracker_fps_rounds) == 2 and siam.tracker_fps == pytest.approx(np.median(siam.tracker_fps_rounds))
+    assert siam.engine_threads == 2 and siam.end_to_end_fps > 0
+    nano = [t for t in report.trackers if t.name == "nanotrack"]
+    assert nano[0].error == "not run: model path not given (--nano-backbone/--nano-neckhead)"
+    assert set(report.ratios) == {"siamtrack:w [torch]"}  # no peer has 3-target rows (nanotrack did not run)
+    ratio = report.ratios["siamtrack:w [torch]"]["kcf"]
+    assert ratio["2"] == pytest.approx(siam.tracker_fps / report.row("kcf", "2").tracker_fps)
+    multi = report.row("siamtrack:w [torch]", "1", 3)
+    assert multi.error is None and multi.tracker_fps > 0 and not multi.stages
     assert report.memory.frames == 20 and len(report.memory.rss_mb) == 20
 
 
 def test_json_and_markdown(tiny_run):
     report, _ = tiny_run
     data = json.loads(report.to_json())
-    assert {"machine", "options", "load_before", "load_after", "matmul_peak", "trackers", "ratios", "memory"} <= set(data)
-    assert data["options"]["sequence"] == "clip (160x120)" and data["options"]["frames"] == 8
+    assert {"machine", "options", "load_before", "load_after", "trackers", "ratios", "memory"} <= set(data)
+    assert data["options"]["sequence"] == "clip" and data["options"]["frames"] == 8
     md = report.to_markdown()
-    header = next(line for line in md.splitlines() if line.startswith("| tracker"))
-    assert header.count("|") - 1 == 7 + 2  # 7 columns + one per peer with ratios (csrt, kcf)
-    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| tracker")]
-    assert [r.split("|")[1].strip() for r in rows] == ["siamtrack:w [torch]", "csrt", "kcf", "nanotrack"]
-    assert "Memory: siamtrack:w [torch], 20 updates" in md and "load average" in md
+    header = next(line for line in md.splitlines() if line.startswith("| tracker | GFLOP"))
+    assert header.count("|") - 1 == 2 + 2 + 2 * 2 + 1  # name, GFLOP, fps x 2 regimes, ratio to csrt/kcf x 2, threads
+    assert "| siamtrack:w [torch] | 3 |" in md and "| siamtrack:w [torch] | 2 threads |" in md
+    assert "Memory: siamtrack:w [torch], 20 updates" in md and "in its own fresh process" in md
 
 
-def test_bench_speed_flag_writes_both_reports(tiny_clip, tmp_path, capsys):
+def test_bench_speed_flag_writes_both_reports(tiny_clip, tmp_path, capsys, monkeypatch):
     from tracker.cli import main
+    monkeypatch.setattr(speed, "run_isolated", run_job)  # the isolation has its own test; here the plumbing
     root, _ = tiny_clip
     assert main(["bench", str(root / "seqs"), "--speed", "--trackers", f"siamtrack:{root / 'w.pth'},kcf",
-                 "--out", str(tmp_path)]) == 0
+                 "--out", str(tmp_path), "--device", "cpu"]) == 0
     table = capsys.readouterr().out
-    assert "| siamtrack:w [onnxruntime] |" in table and "x kcf (fps / CPU)" in table
+    assert "| siamtrack:w [onnxruntime] |" in table and "x kcf, default |" in table
     data = json.loads((tmp_path / "speed.json").read_text())
-    assert [t["name"] for t in data["trackers"]] == ["siamtrack:w [onnxruntime]", "siamtrack:w [torch]", "kcf"]
-    assert all(t["stages"]["backbone"]["cpu_ms"] >= 0 for t in data["trackers"][:2])
+    assert [(t["name"], t["regime"]) for t in data["trackers"]] == \
+        [(n, r) for n in ("siamtrack:w [onnxruntime]", "kcf") for r in ("1", "2", "default")]
     assert (tmp_path / "speed.md").read_text() == table
 
 
@@ -120,9 +147,18 @@ def test_a_run_where_no_tracker_loads_reports_why(tiny_clip):
     """E.g. --device cuda on a machine without a GPU: rows with reasons, not a crash."""
     root, _ = tiny_clip
     opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},nanotrack", frames=4,
-                        passes=1, backends=("torch",), stage_repeats=1, device="cuda:99")
+                        passes=1, rounds=1, backends=("torch",), stage_repeats=1, device="cuda:99")
     report = run_speed(opts, log=lambda m: None)
     assert [(t.name, t.error.split(":")[0], t.tracker_fps) for t in report.trackers] == \
         [("siamtrack:w", "not run", 0.0), ("nanotrack", "not run", 0.0)]
     assert report.machine["gpu"].startswith("none (device 'cuda:99' requested but") and report.ratios == {}
     assert "| siamtrack:w | not run: device 'cuda:99' requested but" in report.to_markdown()
+
+
+def test_regimes_and_target_boxes():
+    assert regime_threads("1") == 1 and regime_threads("default") is None
+    with pytest.raises(ValueError, match="unknown thread regime 'two'"):
+        regime_threads("two")
+    boxes = grid_boxes(8, (10.0, 20.0, 30.0, 40.0), (240, 320, 3))
+    assert boxes[0] == (10.0, 20.0, 30.0, 40.0) and len(set(boxes)) == 8
+    assert all(0 <= x and x + w <= 320 and 0 <= y and y + h <= 240 for x, y, w, h in boxes)

@@ -100,8 +100,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="inference backend for siamtrack trackers (auto: onnxruntime on CPU, torch on GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--speed", action="store_true",
-                   help="time the trackers instead (tracker-only/end-to-end fps, stages, FLOPs, ratios) on the first "
-                        "--sequences sequence; writes speed.json and speed.md to --out (see tools/speed.py)")
+                   help="time the trackers instead, each in its own process at 1 thread, 2 threads and each library's "
+                        "default (fps, stages, FLOPs, ratios) on the first --sequences sequence; writes speed.json and "
+                        "speed.md to --out (see tools/speed.py)")
     p.set_defaults(handler=_run_bench)
 
 
@@ -119,8 +120,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     names = [n for n in args.sequences.split(",") if n] if args.sequences else None
     if args.speed:
         from .evaluation.speed import bench_speed
-        print(bench_speed(Path(args.dataset), names, args.trackers, peers.nano_backbone, peers.nano_neckhead, Path(args.out),
-                          args.device), end="")
+        print(bench_speed(Path(args.dataset), names, args.trackers, peers, Path(args.out), args.device), end="")
         return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
                                      args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial))

@@ -1,21 +1,26 @@
-"""Speed benchmark: siamtrack against OpenCV's CSRT, KCF and NanoTrack on the same frames, in one run.
+"""Speed benchmark: siamtrack against its peers (cv2.TrackerNano, CSRT, KCF, ...), each in its own process.
 
-On a shared machine absolute times are noise, so the result is same-run ratios: trackers run
-interleaved in chunks of frames (each keeping its own state), passes repeat in rotated order and
-medians are taken. Beside wall-clock fps the CPU time per frame is reported: other processes'
-load barely inflates it, so it is the steadier basis for ratios (with one thread it is the
-compute time; with N threads it sums them). Per-stage times and the backbone's achieved GFLOP/s
-against a matmul peak measured in the same run say where siamtrack's time goes.
+The instrument, and why:
+- Every (tracker, thread regime, round) runs in a **fresh spawned process** (tracker/evaluation/speed_worker.py):
+  one library's thread settings, pools or caches can never reach another's row. Each row records the
+  settings its process found on entry and while timed, so the report shows that nothing leaked.
+- Three **thread regimes** side by side: 1 thread each, 2 threads each, and each library's own default
+  (siamtrack: the cores other processes leave free; OpenCV: its own pool size).
+- Within a process the frames are in memory and ``passes`` timed passes follow a warm-up: the best pass
+  counts (the least disturbed). Rounds repeat every row in rotated order; the median over rounds is reported.
+- Per-stage times of siamtrack (crop, backbone, head, post) show where a frame goes, and "graphs alone"
+  (backbone + head, timed alone in the same process) is the ceiling the whole tracker is compared with.
+- ``targets``: MultiTracker rows with N targets against N independent instances of each peer, in updates/s.
 """
 from __future__ import annotations
 
 import functools
 import json
+import multiprocessing as mp
 import os
 import platform
 import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,17 +28,18 @@ import cv2
 import numpy as np
 import torch
 
-from ..datasets import Sequence, load_dataset
-from ..engine import default_threads, resolve_device
+from ..datasets import load_dataset
+from ..engine import resolve_device
 from ..errors import DeviceError
 from ..families import loop_config
 from ..model_zoo import resolve, shipped_models
 from ..tracking import SiamTracker
 from .flops import ModelFlops, model_flops, onnx_flops
 from .peers import PeerOptions, parse_trackers
+from .speed_worker import REGIMES, STAGES, Job, Timing, regime_threads, run_job
 
 PEERS = ("nanotrack", "csrt", "kcf")
-STAGES = ("crop", "backbone", "head", "post", "update")
+MULTI_PEERS = ("nanotrack",)  # peers that get N-target rows too (CSRT at 32 targets would take minutes)
 
 
 def default_trackers() -> str:
@@ -46,51 +52,52 @@ def default_trackers() -> str:
 class SpeedOptions:
     """What to time; ``trackers`` uses `siamtrack bench` names (siamtrack[:WEIGHTS][@key=value,...],
     nanotrack, csrt, kcf); every siamtrack entry is timed once per backend in ``backends``, on ``device``
-    (the peers always run on CPU)."""
+    (the peers always run on CPU). ``regimes``: thread counts ("1", "2", ...) or "default"."""
 
     sequence: Path
     trackers: str | list[str] = ""  # a list keeps commas inside @overrides; "" = every shipped model + PEERS
     frames: int = 300
-    passes: int = 5
-    chunk: int = 20
-    backends: tuple[str, ...] = ("onnxruntime", "torch")
-    nano_backbone: Path | None = None
-    nano_neckhead: Path | None = None
-    threads: int = 1  # 0 = each library's default (siamtrack: cores minus load; OpenCV: its own)
+    passes: int = 3
+    rounds: int = 3
+    regimes: tuple[str, ...] = REGIMES
+    backends: tuple[str, ...] = ("onnxruntime",)
+    targets: tuple[int, ...] = ()  # MultiTracker rows, e.g. (8, 32)
+    multi_frames: int = 60
+    peers: PeerOptions = field(default_factory=lambda: PeerOptions(device="cpu"))
     stage_repeats: int = 30
     memory_frames: int = 0
     device: str = "cpu"
 
 
 @dataclass
-class Timing:
-    """Median wall-clock and CPU milliseconds of one measured call."""
-
-    wall_ms: float
-    cpu_ms: float
-
-
-@dataclass
-class Peak:
-    """fp32 matmul GFLOP/s, by wall clock and per CPU-second."""
-
-    wall_gflops: float
-    cpu_gflops: float
-
-
-@dataclass
 class TrackerSpeed:
-    """One tracker's figures: fps from the medians over passes, stages from the medians over repeats."""
+    """One row: a tracker under one thread regime with ``targets`` objects; medians over rounds."""
 
     name: str
+    regime: str = "1"
+    targets: int = 1
     gflop_per_frame: float | None = None
-    tracker_fps: float = 0.0
-    tracker_fps_passes: list[float] = field(default_factory=list)
+    tracker_fps: float = 0.0  # frames per second; updates per second = tracker_fps * targets
+    tracker_fps_rounds: list[float] = field(default_factory=list)
     cpu_ms: float = 0.0
     end_to_end_fps: float = 0.0
     stages: dict[str, Timing] = field(default_factory=dict)
-    backbone_gflops: float | None = None  # backbone FLOPs / backbone CPU time
+    engine_threads: int | None = None  # siamtrack: the thread count its engine chose
+    pids: list[int] = field(default_factory=list)
+    on_entry: list[dict[str, int]] = field(default_factory=list)  # the settings each fresh process found
+    while_timed: list[dict[str, int]] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def graphs_ms(self) -> float | None:
+        """Backbone + head, timed alone: what ONNX Runtime (or torch) needs for the frame's graphs."""
+        if not self.stages:
+            return None
+        return self.stages["backbone"].wall_ms + self.stages["head"].wall_ms
+
+    @property
+    def frame_ms(self) -> float | None:
+        return 1000 / self.tracker_fps if self.tracker_fps > 0 else None
 
 
 @dataclass
@@ -109,9 +116,8 @@ class SpeedReport:
     options: dict[str, Any]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
-    matmul_peak: Peak
     trackers: list[TrackerSpeed]
-    ratios: dict[str, dict[str, dict[str, float]]]  # siamtrack name -> peer -> {"fps", "cpu"}
+    ratios: dict[str, dict[str, dict[str, float]]]  # "siamtrack row key" -> peer -> regime -> fps ratio
     memory: MemoryRun | None = None
 
     def to_json(self) -> str:
@@ -120,19 +126,23 @@ class SpeedReport:
     def to_markdown(self) -> str:
         return render_markdown(self)
 
+    def row(self, name: str, regime: str, targets: int = 1) -> TrackerSpeed:
+        return next(t for t in self.trackers if (t.name, t.regime, t.targets) == (name, regime, targets))
+
 
 # ---------------------------------------------------------------- trackers under test
 
 @dataclass(frozen=True)
 class _Entry:
-    name: str
-    factory: Callable[[], Any]
-    flops: ModelFlops | None  # siamtrack entries only
+    name: str  # the row's label
+    tracker: str  # the bench name the worker builds
+    backend: str | None
+    flops: ModelFlops | None
 
 
 def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
-    """(runnable entries, reports of those that cannot run); siamtrack once per backend at opts.threads."""
-    peer_opts = PeerOptions(opts.nano_backbone, opts.nano_neckhead, device=opts.device)
+    """(runnable entries, rows of those that cannot run); siamtrack once per backend."""
+    peer_opts = replace(opts.peers, device=opts.device)
     entries, failed = [], []
     for spec in parse_trackers(opts.trackers or default_trackers(), peer_opts):
         factory = spec.factory
@@ -143,169 +153,137 @@ def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
             cfg = loop_config(net.config.family, {**model_overrides, **{k: v for k, v in factory.keywords.items()
                                                                           if k not in ("device", "threads", "backend")}})
             cost = model_flops(net, cfg)
+            tracker = _bench_name(spec.name, factory)
             for backend in opts.backends:
-                entries.append(_Entry(f"{spec.name} [{backend}]",
-                                      functools.partial(factory, backend=backend, threads=opts.threads or None), cost))
+                entries.append(_Entry(f"{spec.name} [{backend}]", tracker, backend, cost))
         else:
             flops = None
             if spec.name == "nanotrack":
-                flops = ModelFlops(onnx_flops(opts.nano_backbone), onnx_flops(opts.nano_neckhead), 0)
-            entries.append(_Entry(spec.name, factory, flops))
+                flops = ModelFlops(onnx_flops(peer_opts.nano_backbone), onnx_flops(peer_opts.nano_neckhead), 0)
+            entries.append(_Entry(spec.name, spec.name, None, flops))
     return entries, failed
 
 
-# ---------------------------------------------------------------- timing
-
-def _timed(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> Timing:
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return Timing(1000 * float(np.median(wall)), 1000 * float(np.median(cpu)))
+def _bench_name(label: str, factory: functools.partial) -> str:
+    """The bench name that rebuilds a siamtrack spec in the worker: its weights argument as given."""
+    weights = factory.args[0]
+    _, at, extra = label.partition("@")
+    return label if weights is None else f"siamtrack:{weights}{at}{extra}"
 
 
-def matmul_peak(size: int = 1024, repeats: int = 15) -> Peak:
-    """fp32 torch.mm throughput at the current thread setting: the practical compute ceiling."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    t = _timed(lambda: torch.mm(a, b, out=out), repeats)
-    gflop = 2 * size ** 3 / 1e9
-    return Peak(gflop / (t.wall_ms / 1000), gflop / (t.cpu_ms / 1000))
+# ---------------------------------------------------------------- running the jobs
+
+def run_isolated(job: Job) -> dict[str, Any]:
+    """``run_job`` in a new spawned process of its own, which then exits."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_job, (job,))
 
 
-def _rotated(names: list[str], k: int) -> list[str]:
-    if not names:  # every tracker failed to load: the report lists why
+def _rotated(items: list, k: int) -> list:
+    if not items:
         return []
-    k %= len(names)
-    return names[k:] + names[:k]
+    k %= len(items)
+    return items[k:] + items[:k]
 
 
-def time_tracking(factories: dict[str, Callable[[], Any]], frames: list[np.ndarray], box: tuple[float, ...],
-                  passes: int, chunk: int) -> dict[str, TrackerSpeed]:
-    """Tracker-only fps: each pass builds and inits every tracker, then runs them interleaved chunk by
-    chunk over the same in-memory frames; a first, discarded pass over one chunk warms up."""
-    names = list(factories)
-    out = {n: TrackerSpeed(n) for n in names}
-    cpu: dict[str, list[float]] = {n: [] for n in names}
-    n_updates = len(frames) - 1
-    for p in range(passes + 1):
-        live: dict[str, Any] = {}
-        for n in _rotated(names, p):
-            if out[n].error is not None:
-                continue
-            try:
-                live[n] = factories[n]()
-                live[n].init(frames[0], box)
-            except Exception as exc:  # a broken tracker is reported, never stops the others
-                out[n].error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        wall_t = dict.fromkeys(live, 0.0)
-        cpu_t = dict.fromkeys(live, 0.0)
-        last = n_updates if p else min(chunk, n_updates)
-        for start in range(1, last + 1, chunk):
-            batch = frames[start:min(start + chunk, last + 1)]
-            for n, tracker in live.items():
-                if out[n].error is not None:
-                    continue
-                w0, c0 = time.perf_counter(), time.process_time()
-                try:
-                    for frame in batch:
-                        tracker.update(frame)
-                except Exception as exc:
-                    out[n].error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                cpu_t[n] += time.process_time() - c0
-                wall_t[n] += time.perf_counter() - w0
-        if p:
-            for n in (n for n in live if out[n].error is None):
-                out[n].tracker_fps_passes.append(n_updates / wall_t[n])
-                cpu[n].append(1000 * cpu_t[n] / n_updates)
-    for n in names:
-        if out[n].tracker_fps_passes:
-            out[n].tracker_fps = float(np.median(out[n].tracker_fps_passes))
-            out[n].cpu_ms = float(np.median(cpu[n]))
+def _collect(entry: _Entry, regime: str, targets: int, records: list[dict[str, Any]], frames: int) -> TrackerSpeed:
+    row = TrackerSpeed(entry.name, regime, targets,
+                       gflop_per_frame=entry.flops.per_frame / 1e9 if entry.flops else None)
+    row.pids = [r["pid"] for r in records]
+    row.on_entry = [r["on_entry"] for r in records]
+    row.while_timed = [r["while_timed"] for r in records if "while_timed" in r]
+    errors = [r["error"] for r in records if "error" in r]
+    if errors:
+        row.error = errors[0]
+        return row
+    updates = frames - 1
+    best = [min(p, key=lambda wc: wc[0]) for p in (r["passes"] for r in records)]
+    row.tracker_fps_rounds = [updates / wall for wall, _ in best]
+    row.tracker_fps = float(np.median(row.tracker_fps_rounds))
+    row.cpu_ms = float(np.median([1000 * cpu / updates for _, cpu in best]))
+    e2e = [r["end_to_end_fps"] for r in records if "end_to_end_fps" in r]
+    row.end_to_end_fps = float(np.median(e2e)) if e2e else 0.0
+    staged = [r for r in records if "stages" in r]
+    if staged:
+        row.stages = {k: Timing(float(np.median([r["stages"][k].wall_ms for r in staged])),
+                                float(np.median([r["stages"][k].cpu_ms for r in staged]))) for k in STAGES}
+        row.engine_threads = staged[0]["engine_threads"]
+    return row
+
+
+def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print,
+              runner: Callable[[Job], dict[str, Any]] | None = None) -> SpeedReport:
+    """Every row in its own process, rounds in rotated order; ``runner`` runs one job (default
+    :func:`run_isolated`; :func:`~tracker.evaluation.speed_worker.run_job` stays in-process and loses the
+    isolation, which the rows' ``on_entry`` settings then show)."""
+    runner = runner or run_isolated
+    for regime in opts.regimes:
+        regime_threads(regime)  # a bad regime fails before any work
+    load_before = os.getloadavg()
+    seq = load_dataset(Path(opts.sequence).parent, names=[Path(opts.sequence).name])[0]
+    entries, failed = _entries(opts)
+    frames = min(opts.frames, len(seq))
+    multi_frames = min(opts.multi_frames, frames)
+    plan = [(e, r, 1) for r in opts.regimes for e in entries]
+    plan += [(e, r, n) for n in opts.targets for r in opts.regimes for e in entries
+             if e.backend is not None or e.tracker in MULTI_PEERS]
+    records: dict[tuple[str, str, int], list[dict[str, Any]]] = {(e.name, r, n): [] for e, r, n in plan}
+    log(f"timing {len(entries)} trackers x {len(opts.regimes)} thread regimes (+ {len(opts.targets)} target counts), "
+        f"{opts.rounds} rounds, each in its own process, on {frames} frames of {seq.name}; load {load_before[0]:.1f}")
+    memory: MemoryRun | None = None
+    memory_asked = False
+    for rnd in range(opts.rounds):
+        for entry, regime, targets in _rotated(plan, rnd):
+            n_frames = frames if targets == 1 else multi_frames
+            memory_frames = opts.memory_frames if (not memory_asked and entry.backend and targets == 1) else 0
+            memory_asked = memory_asked or bool(memory_frames)
+            job = Job(entry.tracker, regime, Path(opts.sequence), n_frames, opts.passes, replace(opts.peers, device=opts.device),
+                      entry.backend, targets, opts.stage_repeats if targets == 1 else 0, memory_frames, targets == 1)
+            record = runner(job)
+            records[entry.name, regime, targets].append(record)
+            if "memory" in record:
+                rss = record["memory"]
+                memory = MemoryRun(entry.name, memory_frames, rss, rss[-1][1] - rss[max(0, len(rss) // 10 - 1)][1])
+            log(f"round {rnd + 1}: {entry.name}, {regime} thread(s), {targets} target(s): "
+                + (record.get("error") or f"{(n_frames - 1) / min(w for w, _ in record['passes']):.1f} fps"))
+    rows = [_collect(e, r, n, records[e.name, r, n], frames if n == 1 else multi_frames) for e, r, n in
+            sorted(plan, key=lambda p: (p[2], [x.name for x in entries].index(p[0].name), opts.regimes.index(p[1])))]
+    options = {**asdict(opts), "sequence": f"{seq.name}", "frames": frames, "multi_frames": multi_frames,
+               "trackers": [e.name for e in entries]}
+    siamtrack = {e.name for e in entries if e.backend is not None}
+    return SpeedReport(machine_info(opts.device), options, load_before, os.getloadavg(), rows + failed,
+                       _ratios(rows, siamtrack), memory)
+
+
+def _ratios(rows: list[TrackerSpeed], siamtrack: set[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """siamtrack fps / peer fps, per regime, between rows with the same target count."""
+    ok = [r for r in rows if r.error is None and r.tracker_fps > 0]
+    siam = [r for r in ok if r.name in siamtrack]
+    peers = [r for r in ok if r.name not in siamtrack]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for s in siam:
+        key = s.name if s.targets == 1 else f"{s.name} x{s.targets}"
+        for p in (p for p in peers if p.targets == s.targets and p.regime == s.regime):
+            out.setdefault(key, {}).setdefault(p.name, {})[s.regime] = s.tracker_fps / p.tracker_fps
     return out
 
 
-def time_end_to_end(factories: dict[str, Callable[[], Any]], seq: Sequence, frames: int, passes: int) -> dict[str, float]:
-    """Decode + init + track + draw fps over the first ``frames`` frames, median over rotated passes."""
-    fps: dict[str, list[float]] = {n: [] for n in factories}
-    short = Sequence(seq.name, seq.boxes[:frames], seq.video, seq.frame_files[:frames], n_frames=frames)
-    for p in range(passes):
-        for n in _rotated(list(factories), p):
-            try:
-                tracker = factories[n]()
-                t0 = time.perf_counter()
-                for i, frame in enumerate(short.frames()):
-                    if i == 0:
-                        tracker.init(frame, short.init_box)
-                        continue
-                    x, y, w, h = getattr(tracker.update(frame), "box", (0, 0, 0, 0))
-                    cv2.rectangle(frame, (int(x), int(y)), (int(x + w), int(y + h)), (0, 255, 0), 2)
-                fps[n].append(len(short) / (time.perf_counter() - t0))
-            except Exception:  # reported by the tracker-only run
-                continue
-    return {n: float(np.median(v)) if v else 0.0 for n, v in fps.items()}
+# ---------------------------------------------------------------- the run's context
 
-
-def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[str, Timing]:
-    """Each stage of one update on the same frame and target state, stages interleaved per repeat.
-    On CUDA each stage ends with a synchronize: kernels run asynchronously, so the launch alone says nothing."""
-    multi = tracker._multi  # a profiler reaches inside on purpose: these are the hot-path pieces
-    tid = tracker._id
-    target = multi._targets[tid]
-    step = multi.step
-    size = step.search_size(target)  # the crop size the target's state asks for now
-    buf = multi._search_buffer(multi.config.searches_per_target, size)
-    kernels = multi._kernels_for((tid,))
-    step.search_into(target, frame, buf)
-    engine = multi.engine
-    feats = engine.features(buf)
-    outputs = engine.scores(kernels, feats)
-    calls = {"crop": lambda: step.search_into(target, frame, buf), "backbone": lambda: engine.features(buf),
-             "head": lambda: engine.scores(kernels, feats),
-             "post": lambda: step.propose(target, outputs, size), "update": lambda: tracker.update(frame)}
-    if engine.device.type == "cuda":
-        calls = {k: (lambda fn=fn: (fn(), torch.cuda.synchronize(engine.device))) for k, fn in calls.items()}
-    samples: dict[str, list[Timing]] = {k: [] for k in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            samples[name].append(_timed(fn, 1, warmup=0))
-    return {k: Timing(float(np.median([t.wall_ms for t in v])), float(np.median([t.cpu_ms for t in v])))
-            for k, v in samples.items()}
-
-
-def memory_run(factory: Callable[[], Any], frames: list[np.ndarray], box: tuple[float, ...], count: int,
-               samples: int = 20) -> list[tuple[int, float]]:
-    """RSS (MB) every count/samples updates over ``count`` frames played forwards and backwards."""
-    import psutil
-    proc = psutil.Process()
-    tracker = factory()
-    tracker.init(frames[0], box)
-    period = max(1, count // samples)
-    cycle = list(range(1, len(frames))) + list(range(len(frames) - 2, 0, -1))
-    rss = []
-    for i in range(1, count + 1):
-        tracker.update(frames[cycle[i % len(cycle)]])
-        if i % period == 0:
-            rss.append((i, proc.memory_info().rss / 2 ** 20))
-    return rss
-
-
-# ---------------------------------------------------------------- the run
-
-def machine_info(threads: int | str, device: str) -> dict[str, Any]:
+def machine_info(device: str) -> dict[str, Any]:
     import onnxruntime
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
+    flags = ""
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         model = names[0] if names else model
-    return {"cpu": model, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
+        flags = next((line for line in lines if line.startswith("flags")), "")
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "avx512": "avx512f" in flags, "os": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__,
-            "threads": threads, "gpu": _gpu_name(device)}
+            "gpu": _gpu_name(device)}
 
 
 def _gpu_name(device: str) -> str:
@@ -319,62 +297,9 @@ def _gpu_name(device: str) -> str:
     return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
 
 
-def _load_sequence(path: Path, frames: int) -> tuple[Sequence, list[np.ndarray]]:
-    seq = load_dataset(path.parent, names=[path.name])[0]
-    decoded = []
-    for frame in seq.frames():
-        decoded.append(frame)
-        if len(decoded) >= frames:
-            break
-    return seq, decoded
-
-
-def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print) -> SpeedReport:
-    """Everything in ONE run: tracker-only and end-to-end fps side by side, then stages and memory."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-        cv2.setNumThreads(opts.threads)
-        threads: int | str = opts.threads
-    else:
-        threads = f"defaults: siamtrack {default_threads()} (cores minus load), OpenCV {cv2.getNumThreads()}"
-    load_before = os.getloadavg()
-    seq, frames = _load_sequence(Path(opts.sequence), opts.frames)
-    entries, failed = _entries(opts)
-    factories = {e.name: e.factory for e in entries}
-    log(f"timing {len(entries)} trackers on {len(frames)} frames of {seq.name}, {opts.passes} passes, "
-        f"threads={threads}, load {load_before[0]:.1f}")
-    results = time_tracking(factories, frames, seq.init_box, opts.passes, opts.chunk)
-    e2e = time_end_to_end(factories, seq, len(frames), opts.passes)
-    peak = matmul_peak()
-    memory = None
-    for e in entries:
-        r = results[e.name]
-        r.end_to_end_fps = e2e[e.name]
-        r.gflop_per_frame = e.flops.per_frame / 1e9 if e.flops else None
-        if r.error is None and isinstance(e.factory, functools.partial) and e.factory.func is SiamTracker:
-            tracker = e.factory()
-            tracker.init(frames[0], seq.init_box)
-            tracker.update(frames[1])
-            r.stages = time_stages(tracker, frames[1], opts.stage_repeats)
-            backbone_s = r.stages["backbone"].cpu_ms / 1000  # can be 0 on CUDA, where the host may sleep in the sync
-            r.backbone_gflops = e.flops.backbone / backbone_s / 1e9 if backbone_s > 0 else None
-            if opts.memory_frames and memory is None:
-                log(f"memory: {opts.memory_frames} updates of {e.name}")
-                rss = memory_run(e.factory, frames, seq.init_box, opts.memory_frames)
-                memory = MemoryRun(e.name, opts.memory_frames, rss, rss[-1][1] - rss[max(0, len(rss) // 10 - 1)][1])
-    siam = [e.name for e in entries if e.name in results and results[e.name].stages]
-    peers = [e.name for e in entries if e.name not in siam and results[e.name].tracker_fps > 0]
-    ratios = {s: {p: {"fps": results[s].tracker_fps / results[p].tracker_fps, "cpu": results[p].cpu_ms / results[s].cpu_ms}
-                  for p in peers} for s in siam}
-    options = {**asdict(opts), "sequence": f"{seq.name} ({frames[0].shape[1]}x{frames[0].shape[0]})", "frames": len(frames),
-               "trackers": [e.name for e in entries]}
-    return SpeedReport(machine_info(threads, opts.device), options, load_before, os.getloadavg(), peak,
-                       list(results.values()) + failed, ratios, memory)
-
-
 def write_speed_report(opts: SpeedOptions, json_path: Path, markdown_path: Path,
                        log: Callable[[str], None] = print) -> str:
-    """Run, write the JSON and Markdown reports, return the Markdown table."""
+    """Run, write the JSON and Markdown reports, return the Markdown."""
     report = run_speed(opts, log)
     for path, text in ((json_path, report.to_json()), (markdown_path, report.to_markdown())):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -382,13 +307,14 @@ def write_speed_report(opts: SpeedOptions, json_path: Path, markdown_path: Path,
     return report.to_markdown()
 
 
-def bench_speed(dataset: Path, sequences: list[str] | None, trackers: str, nano_backbone: Path | None,
-                nano_neckhead: Path | None, out: Path, device: str) -> str:
+def bench_speed(dataset: Path, sequences: list[str] | None, trackers: str, peers: PeerOptions, out: Path,
+                device: str) -> str:
     """``siamtrack bench DATASET --speed``: time on the first of ``sequences`` (default: the dataset's
     first sequence) and write ``out``/speed.json and speed.md."""
     name = sequences[0] if sequences else load_dataset(dataset)[0].name
-    opts = SpeedOptions(Path(dataset) / name, trackers=trackers, nano_backbone=nano_backbone, nano_neckhead=nano_neckhead,
-                        device=device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    opts = SpeedOptions(Path(dataset) / name, trackers=trackers, peers=peers, device=device)
     return write_speed_report(opts, Path(out) / "speed.json", Path(out) / "speed.md",
                               log=lambda m: print(m, file=sys.stderr))
 
@@ -399,35 +325,72 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _threads_seen(row: TrackerSpeed) -> str:
+    """What the row ran with: OpenCV's pool while timed, and siamtrack's engine threads."""
+    if not row.while_timed:
+        return "-"
+    cv = sorted({s["cv2_threads"] for s in row.while_timed})
+    text = f"OpenCV {'/'.join(map(str, cv))}"
+    return text + (f", engine {row.engine_threads}" if row.engine_threads else "")
+
+
 def render_markdown(report: SpeedReport) -> str:
-    """The README table: one row per tracker; siamtrack rows add stage times and ratios to each peer."""
+    """Three tables: one target (fps per regime and ratios), siamtrack's stages, and N-target updates/s."""
     m, o = report.machine, report.options
-    peers = sorted({p for r in report.ratios.values() for p in r}, key=lambda p: [t.name for t in report.trackers].index(p))
+    regimes = list(o["regimes"])
+    label = {r: ("1 thread" if r == "1" else f"{r} threads") if r != "default" else "default" for r in regimes}
+    single = [t for t in report.trackers if t.targets == 1]
+    names = list(dict.fromkeys(t.name for t in single))
+    peers = list(dict.fromkeys(p for r in report.ratios.values() for p in r))
+    entry_settings = sorted({(s["cv2_threads"], s["torch_threads"]) for t in report.trackers for s in t.on_entry})
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; torch {m['torch']}, OpenCV {m['opencv']}, "
-        f"onnxruntime {m['onnxruntime']}; threads: {m['threads']}; GPU: {m['gpu']}.",
-        f"Run: {o['frames']} frames of {o['sequence']}, {o['passes']} passes (median), trackers interleaved in "
-        f"chunks of {o['chunk']} frames; load average (1 min) {report.load_before[0]:.1f} before, "
-        f"{report.load_after[0]:.1f} after; fp32 matmul peak in the same run {report.matmul_peak.cpu_gflops:.0f} "
-        f"GFLOP/s per CPU-second ({report.matmul_peak.wall_gflops:.0f} by wall clock).",
-        "Stage times and backbone GFLOP/s are CPU time (steadier than wall clock on a loaded machine); "
-        "ratios are siamtrack / peer, by tracker-only fps and by CPU time per frame.",
+        f"Machine: {m['cpu']}, {m['cores']} cores{' (AVX-512)' if m.get('avx512') else ''}, {m['os']}; torch {m['torch']}, "
+        f"OpenCV {m['opencv']}, onnxruntime {m['onnxruntime']}; GPU: {m['gpu']}.",
+        f"Run: {o['frames']} frames of {o['sequence']}; every tracker x thread regime in its own fresh process, best of "
+        f"{o['passes']} passes per process, median of {o['rounds']} rounds in rotated order; load average (1 min) "
+        f"{report.load_before[0]:.1f} before, {report.load_after[0]:.1f} after. Every process started with OpenCV/torch "
+        f"threads {', '.join(f'{a}/{b}' for a, b in entry_settings) or '-'} (nothing leaks from one row into the next).",
         "",
-        "| tracker | GFLOP/frame | tracker fps | CPU ms/frame | end-to-end fps | crop / backbone / head / post ms "
-        "| backbone GFLOP/s (% of peak) |" + "".join(f" x {p} (fps / CPU) |" for p in peers),
-        "|" + "---|" * (7 + len(peers)),
+        "| tracker | GFLOP/frame |" + "".join(f" fps, {label[r]} |" for r in regimes)
+        + "".join(f" x {p}, {label[r]} |" for p in peers for r in regimes) + f" threads seen ({label[regimes[-1]]}) |",
+        "|---|---|" + "---|" * (len(regimes) * (1 + len(peers)) + 1),
     ]
-    for t in report.trackers:
-        if t.error is not None:
-            lines.append(f"| {t.name} | {t.error} |" + " |" * (5 + len(peers)))
+    for name in names:
+        rows = {t.regime: t for t in single if t.name == name}
+        first = next(iter(rows.values()))
+        if first.error is not None and all(t.error for t in rows.values()):
+            lines.append(f"| {name} | {first.error} |" + " |" * (len(regimes) * (1 + len(peers)) + 1))
             continue
-        stages = " / ".join(f"{t.stages[k].cpu_ms:.2f}" for k in STAGES[:4]) if t.stages else "-"
-        bb = "-" if t.backbone_gflops is None else \
-            f"{t.backbone_gflops:.0f} ({100 * t.backbone_gflops / report.matmul_peak.cpu_gflops:.0f} %)"
-        ratio = report.ratios.get(t.name, {})
-        cells = "".join(f" {ratio[p]['fps']:.2f} / {ratio[p]['cpu']:.2f} |" if p in ratio else " - |" for p in peers)
-        lines.append(f"| {t.name} | {_fmt(t.gflop_per_frame, 3)} | {t.tracker_fps:.1f} | {t.cpu_ms:.2f} | "
-                     f"{t.end_to_end_fps:.1f} | {stages} | {bb} |" + cells)
+        ratio = report.ratios.get(name, {})
+        cells = "".join(f" {_fmt(rows[r].tracker_fps) if r in rows and not rows[r].error else '-'} |" for r in regimes)
+        cells += "".join(f" {_fmt(ratio.get(p, {}).get(r), 2)} |" for p in peers for r in regimes)
+        lines.append(f"| {name} | {_fmt(first.gflop_per_frame, 3)} |{cells} {_threads_seen(rows.get(regimes[-1], first))} |")
+    staged = [t for t in single if t.stages]
+    if staged:
+        lines += ["", "siamtrack's stages (wall ms, each timed alone in the row's process), against the graphs alone "
+                      "(backbone + head): a tracker / graphs ratio of 1.15 or less means the lifecycle costs little.", "",
+                  "| tracker | regime | crop | backbone | head | post | graphs alone | tracker ms/frame | tracker / graphs "
+                  "| graphs GFLOP/s | end-to-end fps |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for t in staged:
+            s = t.stages
+            gflops = t.gflop_per_frame / (t.graphs_ms / 1000) if t.gflop_per_frame and t.graphs_ms else None
+            lines.append(f"| {t.name} | {label[t.regime]} | " + " | ".join(f"{s[k].wall_ms:.2f}" for k in STAGES[:4])
+                         + f" | {t.graphs_ms:.2f} | {_fmt(t.frame_ms, 2)} | {_fmt(t.frame_ms / t.graphs_ms, 2)} | "
+                         f"{_fmt(gflops, 0)} | {_fmt(t.end_to_end_fps)} |")
+    multi = [t for t in report.trackers if t.targets > 1]
+    if multi:
+        lines += ["", f"Many targets ({o['multi_frames']} frames): target updates per second, siamtrack's MultiTracker "
+                      "(one batched forward per frame) against as many independent peer instances.", "",
+                  "| tracker | targets |" + "".join(f" updates/s, {label[r]} |" for r in regimes)
+                  + "".join(f" x {p}, {label[r]} |" for p in peers for r in regimes),
+                  "|---|---|" + "---|" * (len(regimes) * (1 + len(peers)))]
+        for name, n in dict.fromkeys((t.name, t.targets) for t in multi):
+            rows = {t.regime: t for t in multi if (t.name, t.targets) == (name, n)}
+            ratio = report.ratios.get(f"{name} x{n}", {})
+            cells = "".join(f" {_fmt(rows[r].tracker_fps * n, 0) if r in rows and not rows[r].error else (rows[r].error if r in rows else '-')} |"
+                            for r in regimes)
+            cells += "".join(f" {_fmt(ratio.get(p, {}).get(r), 2)} |" for p in peers for r in regimes)
+            lines.append(f"| {name} | {n} |{cells}")
     if report.memory is not None:
         mem = report.memory
         lines += ["", f"Memory: {mem.tracker}, {mem.frames} updates: RSS {mem.rss_mb[0][1]:.0f} -> "

@@ -134,11 +134,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train or fine-tune a Siamese network on video sequences and/or still images "
                                    "(SiamFC pairs from a patch cache; optional distillation from a teacher). "
                                    "Run under `torchrun --nproc_per_node N` for DistributedDataParallel.")
-    from .training.trainer import add_train_arguments
+    from .training.config import add_train_arguments
     add_train_arguments(p)
 
     def handler(args: argparse.Namespace) -> int:
-        from .training.trainer import setup_from_args, train
+        from .training.config import setup_from_args
+        from .training.trainer import train
         print(f"checkpoints in {train(setup_from_args(args), resume=args.resume)}")
         return 0
 

@@ -1,6 +1,6 @@
-"""tools/gpu_check.sh and its driver, on CPU: the dry run's report, step timeouts and the time budget, the
-summaries it reads back from pytest, tools/speed.py and tools/multi_bench.py."""
-import importlib.util
+"""tools/gpu_check.sh and its driver (tracker/evaluation/gpu_check.py), on CPU: the dry run's report, step
+timeouts and the time budget, the summaries it reads back from pytest, tools/speed.py and tools/multi_bench.py."""
+import ast
 import json
 import os
 import subprocess
@@ -12,25 +12,16 @@ import numpy as np
 import pytest
 import torch
 
+from test_imports import top_level_imports
 from tracker.config import ModelConfig
 from tracker.datasets import write_sequence
+from tracker.evaluation import gpu_check
 from tracker.evaluation.speed import SpeedOptions, run_speed
 from tracker.models import SiameseNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gpu_check.sh"
 STEPS = ["install", "imports", "tests", "speed_siamfc", "speed_box", "multi", "transfer"]
-
-
-def _load_driver():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_check = _load_driver()
 
 
 def _script(*args, env=None, cwd):
@@ -63,6 +54,15 @@ def test_dry_run_writes_the_report_with_every_step(tmp_path):
     assert md.startswith("# siamtrack GPU check\n") and f"torch {torch.__version__}, CUDA {torch.version.cuda}" in md
     assert [line.split("|")[1].strip() for line in md.splitlines() if "| dry-run" in line] == STEPS
     assert 'run(command="PYTHONUNBUFFERED=1 bash tools/gpu_check.sh", carry=[".gpu_carry"], timeout_s=360)' in md
+
+
+@pytest.mark.parametrize("path", [ROOT / "tools" / "gpu_check.py", Path(gpu_check.__file__)])
+def test_the_tool_and_its_driver_import_only_the_standard_library(path):
+    """The tool runs the driver from its file, not through the package, and the driver imports torch, cv2
+    and the package only inside the steps that need them: a machine where those fail still gets a report."""
+    found = {alias.name if isinstance(node, ast.Import) else "." * node.level + (node.module or "")
+             for node in top_level_imports(ast.parse(path.read_text())) for alias in node.names}
+    assert {name.partition(".")[0] for name in found} <= sys.stdlib_module_names
 
 
 def test_a_real_run_needs_somewhere_to_write(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from tracker.cli import main
 from tracker.datasets import Sequence, load_dataset, write_sequence
 from tracker.evaluation.bench import BenchOptions, run_bench
-from tracker.evaluation.peers import parse_trackers
+from tracker.evaluation.peers import TrackerSpec, parse_trackers
+from tracker.evaluation.report import build_results, without_result
 from tracker.errors import DatasetError
 from tracker.evaluation.metrics import score_sequence
 from tracker.evaluation.runner import box_paths, evaluate, run_benchmark, track_sequence
@@ -42,6 +43,10 @@ def dataset(tmp_path_factory):
             boxes[3] = np.nan  # an absent frame
         write_sequence(root / name, frames, boxes)
     return root
+
+
+def _unbuildable():
+    return 1 / 0
 
 
 @pytest.fixture
@@ -147,6 +152,35 @@ def test_cli_bench_prints_the_table_and_fails_cleanly_on_a_missing_dataset(datas
     assert main(["bench", str(tmp_path / "missing"), "--trackers", "kcf", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "not found; pass the path of a local dataset (nothing is downloaded)" in err and len(err.splitlines()) == 1
+
+
+def test_cli_bench_whose_trackers_all_failed_exits_2_with_one_line_and_still_reports(dataset, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["bench", str(dataset), "--trackers", "siamtrack:nope_model,nanotrack", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("siamtrack: error: no tracker produced a result: ")
+    assert "siamtrack:nope_model (not run: unknown model 'nope_model'" in err
+    assert "nanotrack (not run: model path not given" in err and f"{out}/results.md" in err
+    assert "| siamtrack:nope_model | - |" in (out / "results.md").read_text()
+    assert {"results.json", "success.png", "precision.png"} <= {f.name for f in out.iterdir()}
+
+
+def test_cli_bench_names_the_trackers_without_a_result_when_others_ran(dataset, tmp_path, capsys):
+    assert main(["bench", str(dataset), "--trackers", "kcf,siamtrack:nope_model", "--sequences", "gamma",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    wrote, _, missing = capsys.readouterr().out.splitlines()[-1].partition("; no result from ")
+    assert wrote == f"wrote {tmp_path / 'o'}/results.json, results.md, success.png, precision.png"
+    assert missing.startswith("siamtrack:nope_model (not run: unknown model 'nope_model'") and "kcf" not in missing
+
+
+def test_a_tracker_failing_on_every_sequence_has_no_result(dataset, tmp_path):
+    seqs = load_dataset(dataset)
+    specs = parse_trackers("kcf") + [TrackerSpec("broken", _unbuildable), TrackerSpec("nope", None, "not run: why")]
+    run_benchmark(specs, seqs, tmp_path, progress=False)
+    failed = without_result(build_results(specs, seqs, tmp_path))
+    assert list(failed) == ["broken", "nope"] and failed["nope"] == "not run: why"
+    assert failed["broken"] == "errors on 3 sequence(s) (alpha: cannot build: ZeroDivisionError: division by zero)"
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ from tracker.synthetic import demo_clip
 from tracker.training.box_train import BoxTraining
 from tracker.training.data import collate
 from tracker.models.checkpoints import read_file, weights_digest
-from tracker.training.trainer import (FAMILIES, STATE_FILE, Trainer, add_train_arguments, load_data, setup_from_args,
-                                     to_input, train)
+from tracker.training.config import FAMILY_NAMES, add_train_arguments, setup_from_args
+from tracker.training.trainer import FAMILIES, STATE_FILE, Trainer, load_data, to_input, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ["--cache-exemplar-size", "87",
@@ -94,6 +94,11 @@ def test_cli_documents_every_option():
                  "--box-adjust", "--box-cls-loss", "--box-loc-loss", "--box-distill-feature", "--box-region"):
         assert flag in help_text
     assert "(default: 0.15)" in help_text and "(default: 100)" in help_text
+
+
+def test_every_family_name_has_its_training():
+    assert sorted(FAMILIES) == sorted(FAMILY_NAMES)
+    assert all(FAMILIES[name].family == name for name in FAMILY_NAMES)
 
 
 def test_training_lowers_the_loss_and_writes_loadable_checkpoints(data, tmp_path):

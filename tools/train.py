@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tracker.errors import SiamTrackError
 from tracker.training.publish import publish
-from tracker.training.trainer import add_train_arguments, setup_from_args, train
+from tracker.training.config import add_train_arguments, setup_from_args
+from tracker.training.trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,7 +111,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     from .evaluation.bench import BenchOptions, run_bench
     from .evaluation.peers import PeerOptions
-    from .evaluation.report import markdown
+    from .evaluation.report import markdown, without_result
     if args.workers < 1:
         raise SiamTrackError(f"--workers must be at least 1, got {args.workers}")
     path = lambda v: Path(v) if v else None  # noqa: E731
@@ -125,7 +125,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
                                      args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial))
     print(markdown(results, per_sequence=False), end="")
-    print(f"wrote {args.out}/results.json, results.md, success.png, precision.png")
+    failed = without_result(results)
+    reasons = ", ".join(f"{name} ({why})" for name, why in failed.items())
+    if len(failed) == len(results["trackers"]):
+        raise SiamTrackError(f"no tracker produced a result: {reasons}; the report is in {args.out}/results.md")
+    print(f"wrote {args.out}/results.json, results.md, success.png, precision.png"
+          + (f"; no result from {reasons}" if failed else ""))
     return 0
 
 
@@ -134,11 +139,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train or fine-tune a Siamese network on video sequences and/or still images "
                                    "(SiamFC pairs from a patch cache; optional distillation from a teacher). "
                                    "Run under `torchrun --nproc_per_node N` for DistributedDataParallel.")
-    from .training.trainer import add_train_arguments
+    from .training.config import add_train_arguments
     add_train_arguments(p)
 
     def handler(args: argparse.Namespace) -> int:
-        from .training.trainer import setup_from_args, train
+        from .training.config import setup_from_args
+        from .training.trainer import train
         print(f"checkpoints in {train(setup_from_args(args), resume=args.resume)}")
         return 0
 

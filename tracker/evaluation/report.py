@@ -87,6 +87,16 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
             "trackers": trackers}
 
 
+def without_result(results: dict[str, Any]) -> dict[str, str]:
+    """Trackers that produced no result, each with why: not run at all, or an error on every sequence.
+    A sequence without ground truth is a result (its boxes were written), so only errors count."""
+    failed: dict[str, str] = {}
+    for name, t in results["trackers"].items():
+        if all(run.get("error") for run in t["sequences"].values()):
+            failed[name] = t["status"] + (f" ({t['errors'][0]})" if t.get("errors") else "")
+    return failed
+
+
 def _f(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 

@@ -1,5 +1,5 @@
 """What training the box-regression family (NanoTrack / SiamBAN style) adds to the family-neutral trainer:
-its architecture options, the student it starts from, and its loss.
+the student it starts from (its options: config.BoxArchConfig and the --box-* groups) and its loss.
 
 The trainer keeps everything else (pair sampler, patch cache, augmentation, DDP, schedule, exact
 resume); it calls :class:`BoxTraining` through the same three methods as the SiamFC family.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,29 +18,12 @@ from ..errors import SiamTrackError
 from ..models import BoxSiameseNet, efficientnet_lite
 from ..models.nanotrack import LOOP_PARAMS, PRESETS
 from ..models.prune import narrow_box_net
-from .box_losses import BoxLossConfig, BoxOutputs, box_feature_adapter, box_loss
-from .box_targets import BoxTargetConfig, box_targets
+from .box_losses import BoxOutputs, box_feature_adapter, box_loss
+from .box_targets import box_targets
+from .config import Setup
 from .distill import Teacher, TeacherOutput, load_family
-from .options import opt
-
-if TYPE_CHECKING:
-    from .trainer import Setup
 
 STRIDE = 16
-
-
-@dataclass(frozen=True)
-class BoxArchConfig:
-    """Box-family student: a preset built from scratch, or the --init network; either optionally narrower."""
-
-    arch: str = opt("nanotrack_v3", f"preset architecture ({' | '.join(PRESETS)}), built from scratch when "
-                                    "there is no --init")
-    width: float = opt(1.0, "channel multiplier of the preset's stem, blocks and towers (0.5 = a half-width "
-                            "student; kernels, strides and the 16 px grid stay); with --init, a value below 1 "
-                            "narrows the init network instead, keeping its most important channels (largest "
-                            "BatchNorm gammas, residual streams alike) as the student's starting weights")
-    adjust: int = opt(0, "add a neck: 1x1 conv + BN from the backbone to this many channels, which the head "
-                         "then works on (0 = the preset's: none)")
 
 
 def exemplar_cells(exemplar_size: int) -> int:
@@ -69,7 +51,7 @@ class BoxTraining:
 
     family = "box"
 
-    def __init__(self, setup: "Setup") -> None:
+    def __init__(self, setup: Setup) -> None:
         if setup.box_loss.centerness_weight:
             raise SiamTrackError("--box-centerness-weight needs a centerness output, which the box networks do not "
                                  "have; leave it at 0")
@@ -132,6 +114,3 @@ class BoxTraining:
         teach = BoxOutputs(*teacher.maps, features=(teacher.z, teacher.x)) if teacher is not None else None
         return box_loss(student, targets, self.setup.box_loss, teach)
 
-
-BOX_GROUPS = (("box", BoxArchConfig, "box family: architecture"), ("box", BoxLossConfig, "box family: losses"),
-              ("box", BoxTargetConfig, "box family: labels"))

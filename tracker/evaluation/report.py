@@ -20,7 +20,7 @@ import numpy as np
 from ..datasets import Sequence
 from ..splits import load_splits
 from .metrics import Scores, summarise
-from .paired import LEVEL, RESAMPLES, SEED, paired_difference, tracker_scores
+from .paired import LEVEL, RESAMPLES, SEED, PairedDifference, paired_difference, tracker_scores
 from .peers import TrackerSpec
 from .runner import box_paths, score_tracked
 
@@ -142,10 +142,6 @@ def _ground_truth_notes(info: dict[str, Any]) -> str:
     return notes
 
 
-def _signed(v: float) -> str:
-    return f"{v:+.3f}"
-
-
 def _block_table(results: dict[str, Any]) -> list[str]:
     """Mean AUC / P@20 per block of tracker/splits.json beside the overall mean; none for a single block."""
     split_of = results["info"].get("split_of", {})
@@ -178,7 +174,7 @@ def _paired_table(paired: dict[str, Any]) -> list[str]:
         cells = []
         for metric in PAIRED_METRICS:
             d = row[metric]
-            cells += [_signed(d["mean"]), f"[{_signed(d['lo'])}, {_signed(d['hi'])}]"] if d else ["-", "-"]
+            cells += PairedDifference(**d).cells() if d else ["-", "-"]
         auc = row["auc"]
         counts = [str(auc["n"]), f"{auc['wins']}/{auc['losses']}"] if auc else ["0", "-"]
         lines.append(f"| {name} | " + " | ".join(cells + counts) + " |")

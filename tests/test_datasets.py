@@ -51,6 +51,44 @@ def test_split_selects_names_from_splits_json(tmp_path):
         load_dataset(tmp_path, split="test")
 
 
+@pytest.fixture(scope="module")
+def data_parent(tmp_path_factory):
+    """A copy of ../shared/data's two folders in miniature: every validation sequence (2 frames each) and one
+    training sequence per folder, each folder's under its own name."""
+    parent = tmp_path_factory.mktemp("data")
+    for folder, names in (("sequences", [*split_names("val"), "Basketball"]),
+                          ("more_sequences", [*split_names("val2"), "otb_Car1"])):
+        for name in names:
+            write_sequence(parent / folder / name, _frames(2), np.ones((2, 4)))
+    return parent
+
+
+def test_a_split_spanning_two_folders_reads_each_block_from_its_folder(data_parent):
+    val, val2 = split_names("val"), split_names("val2")
+    seqs = load_dataset(data_parent, split="validation")
+    assert [s.name for s in seqs] == sorted(val) + sorted(val2)  # block by block, each sorted
+    assert {s.video.parent.parent.name for s in seqs[:10]} == {"sequences"}
+    assert {s.video.parent.parent.name for s in seqs[10:]} == {"more_sequences"}
+    picked = load_dataset(data_parent, split="validation", names=["otb_Bird1", "Biker", "Basketball"])
+    assert [(s.name, s.video.parent.parent.name) for s in picked] == [("Biker", "sequences"),
+                                                                      ("otb_Bird1", "more_sequences")]
+    # one folder's split from the parent or from the folder itself
+    assert [s.name for s in load_dataset(data_parent, split="val2")] == sorted(val2)
+    assert [s.name for s in load_dataset(data_parent / "more_sequences", split="val2")] == sorted(val2)
+    assert [s.name for s in load_dataset(data_parent / "sequences", split="val")] == sorted(val)
+
+
+def test_a_two_folder_split_needs_the_parent_and_all_its_sequences(data_parent):
+    with pytest.raises(DatasetError, match=r"split 'validation' spans the folders sequences, more_sequences; pass "
+                                           r"the folder that holds them \(e.g. ../shared/data\), not .*sequences$"):
+        load_dataset(data_parent / "sequences", split="validation")
+    with pytest.raises(DatasetError, match=r"sequence\(s\) BlurBody, BlurCar2, Bolt, Crossing, Deer and 20 more "
+                                           r"not found in .*sequences$"):
+        load_dataset(data_parent, split="training")
+    with pytest.raises(DatasetError, match="none of the sequences Basketball is in split 'val2'"):
+        load_dataset(data_parent, split="val2", names=["Basketball"])
+
+
 def test_otb_layout_honours_got10k_frame_ranges(tmp_path):
     # got10k's OTB keeps only the first 74 images of Football1 (its annotation has 74 rows)
     _write_images(tmp_path / "Football1" / "img", 76, "%04d.jpg")

@@ -274,6 +274,10 @@ def test_tune_tool_runs_each_candidate_as_a_bench_run_and_reports_the_best(datas
     aucs = {t["overrides"]["window_influence"]: t["auc"] for t in report["trials"]}
     assert set(aucs) == {0.176, 0.9}
     assert report["best"] == {"window_influence": max(aucs, key=aucs.get)}
+    assert report["start"] == {"window_influence": 0.176}
+    assert all(set(t["aucs"]) == {"alpha", "gamma"} for t in report["trials"])
+    table = (out / "tune.md").read_text()
+    assert '| {"window_influence": 0.176} (start) | ' in table and " | +0.000 | [+0.000, +0.000] | " in table
     results = json.loads((out / "results.json").read_text())
     assert results["info"]["sequences"] == ["alpha", "gamma"]
     assert "best: " in capsys.readouterr().out

@@ -188,6 +188,21 @@ def test_extra_sequence_folders_are_used_whole(data, tmp_path):
     assert names == ["seq0", "seq1", "seq2"] + ["seq0", "seq1"] * 2
 
 
+def test_training_never_loads_a_validation_sequence_and_refuses_a_validation_split(data, tmp_path, capsys):
+    from test_training_data import write_named
+    from tracker.cli import main
+    more = write_named(tmp_path / "more", ["otb_Car1", "vot_ball", "Car4"])  # train2, val2, val names
+    argv = tiny_args(data, tmp_path, "guard", "--extra-sequences", str(more))
+    names = [s.name for s in load_data(setup_of(argv)[0], 0).cache.sources if s.kind == "video"]
+    assert names == ["seq0", "seq1", "seq2", "otb_Car1"]
+    assert "training data: 2 validation sequence(s) of tracker/splits.json left out, 4 sequence(s) kept" in \
+        capsys.readouterr().out
+    assert main(["train", *argv[:2], "--split", "val2", *argv[4:]]) == 2
+    err = capsys.readouterr().err
+    assert err == ("siamtrack: error: --split val2 holds validation sequences, which are never trained on; "
+                   "choose train, train2, training or ''\n")
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--batch-size", "6", "--accumulate", "4"], "multiple of processes x --accumulate"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),

@@ -1,16 +1,17 @@
-"""Training data: still-image reader, box filters, patch cache geometry and reuse, pair sampling and
-the target boxes it reports, occluders."""
+"""Training data: validation sequences left out, still-image reader, box filters, patch cache geometry and
+reuse, pair sampling and the target boxes it reports, occluders."""
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tracker.datasets import load_dataset
+from tracker.datasets import load_dataset, write_sequence
 from tracker.errors import DatasetError
 from tracker.training.augment import AugmentConfig, augment_pair, occlude
 from tracker.training.data import (CacheConfig, PairConfig, PairDataset, box_ok, build_cache, cut_patch,
-                                   read_image_boxes, search_side)
+                                   read_image_boxes, search_side, training_sequences)
 
 SMALL = CacheConfig(patch_size=127, exemplar_size=47, instance_size=95)
 
@@ -44,6 +45,48 @@ def write_images(root: Path, n: int = 3) -> Path:
         rows.append(f"img{i}.jpg,30,20,30,30")
     (root / "boxes.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def write_named(root: Path, names: list[str], n_frames: int = 4) -> Path:
+    """Our video layout: one sequence per name, a white 20 px square moving right on grey."""
+    for name in names:
+        frames = [np.full((96, 128, 3), 60, np.uint8) for _ in range(n_frames)]
+        for i, f in enumerate(frames):
+            f[30:50, 20 + 6 * i:40 + 6 * i] = 255
+        write_sequence(root / name, frames, np.array([[20 + 6 * i, 30, 20, 20] for i in range(n_frames)], float))
+    return root
+
+
+def test_training_leaves_out_every_validation_sequence_whatever_folder_holds_it(tmp_path):
+    # Biker is a 'val' name of ../shared/data/sequences, otb_Bird1 / vot_tunnel 'val2' names of more_sequences,
+    # otb_Car1 a 'train2' name: the filter goes by name, not by the folder a sequence was found in
+    mine = write_named(tmp_path / "mine", ["Biker", "clipA", "otb_Bird1"])
+    more = write_named(tmp_path / "more", ["otb_Car1", "vot_tunnel"])
+    logs = []
+    seqs = training_sequences(str(mine), "", [str(more), ""], log=logs.append)
+    assert [s.name for s in seqs] == ["clipA", "otb_Car1"]
+    assert logs == ["training data: 3 validation sequence(s) of tracker/splits.json left out, 2 sequence(s) kept"]
+    assert [s.name for s in training_sequences("", "", [str(more)], log=None)] == ["otb_Car1"]
+
+
+@pytest.mark.parametrize("split", ["val", "val2", "validation"])
+def test_a_validation_split_is_refused_for_training(tmp_path, split):
+    mine = write_named(tmp_path / "mine", ["clipA"])
+    with pytest.raises(DatasetError, match=f"^--split {split} holds validation sequences, which are never trained "
+                                           "on; choose train, train2, training or ''$"):
+        training_sequences(str(mine), split, log=None)
+
+
+def test_a_cache_built_with_validation_sequences_is_rebuilt_without_them(tmp_path):
+    """A cache cut before val2 became validation (its sources include otb_Bird1) is keyed by its sequence
+    list, so the training list without otb_Bird1 does not match it and rebuilds it."""
+    mine = write_named(tmp_path / "mine", ["clipA", "otb_Bird1"])
+    cfg = CacheConfig(patch_size=127, exemplar_size=47, instance_size=95, frame_step=1)
+    old = build_cache(tmp_path / "cache", load_dataset(mine), [], cfg, progress=False)
+    assert [s.name for s in old.sources] == ["clipA", "otb_Bird1"] and len(old) == 8
+    new = build_cache(tmp_path / "cache", training_sequences(str(mine), "", log=None), [], cfg, progress=False)
+    assert new.key != old.key and [s.name for s in new.sources] == ["clipA"] and len(new) == 4
+    assert json.loads((tmp_path / "cache" / "info.json").read_text())["key"] == new.key
 
 
 def test_read_image_boxes(tmp_path):

@@ -2,7 +2,7 @@
 import pytest
 
 from tracker.errors import SiamTrackError
-from tracker.evaluation.tuning import Trial, coordinate_search, parse_grid, tracker_name
+from tracker.evaluation.tuning import Trial, coordinate_search, initial, parse_grid, report, tracker_name
 
 
 def _objective(calls):
@@ -43,3 +43,20 @@ def test_grid_parsing_and_tracker_names():
         parse_grid(["no_such_field=1"])
     with pytest.raises(SiamTrackError, match="window_influence=abc"):
         parse_grid(["window_influence=abc"])
+
+
+def test_report_compares_every_trial_with_the_start_configuration():
+    start = Trial({"window_influence": 0.176}, 0.5, 0.5, {"x": 0.5, "y": 0.25}, {"x": 0.5, "y": 0.5})
+    better = Trial({"window_influence": 0.25}, 0.75, 0.75, {"x": 0.75, "y": 0.5}, {"x": 0.75, "y": 0.75})
+    unscored = Trial({"window_influence": 0.35}, 0.1, 0.1)   # no per-sequence scores: nothing to pair
+    lines = report(better.overrides, [start, better, unscored], start.overrides).splitlines()
+    assert lines[0] == ("| overrides | AUC | P@20 | ΔAUC vs start | 95 % CI | ΔP@20 vs start | 95 % CI | sequences "
+                        "| wins/losses |")
+    assert lines[2:5] == [  # every difference 0.25: a zero-width interval at it
+        '| {"window_influence": 0.25} | 0.750 | 0.750 | +0.250 | [+0.250, +0.250] | +0.250 | [+0.250, +0.250] | 2 | 2/0 |',
+        '| {"window_influence": 0.176} (start) | 0.500 | 0.500 | +0.000 | [+0.000, +0.000] | +0.000 | [+0.000, +0.000] '
+        '| 2 | 0/0 |',
+        '| {"window_influence": 0.35} | 0.100 | 0.100 | - | - | - | - | - | - |']
+    assert lines[-1] == 'best: {"window_influence": 0.25}'
+    assert initial({"window_influence": [0.176, 0.3], "scale_lr": [0.59]}, {"scale_lr": 0.4}) == {
+        "window_influence": 0.176, "scale_lr": 0.4}

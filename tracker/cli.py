@@ -79,11 +79,19 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark trackers side by side on a dataset (AUC, P@20, SR, fps)",
                        description="Run trackers on the same decoded frames of every sequence and write results.json, "
                                    "results.md, success.png, precision.png and per-sequence box files to --out.")
-    p.add_argument("dataset", help="dataset folder: <Name>/video.mp4+groundtruth.txt, OTB (<Seq>/img/) or GOT-10k layout")
+    from .splits import load_splits
+    p.add_argument("dataset", help="dataset folder: <Name>/video.mp4+groundtruth.txt, OTB (<Seq>/img/) or GOT-10k "
+                                   "layout; for a split spanning several folders, their parent (e.g. ../shared/data)")
     p.add_argument("--trackers", default="siamtrack,csrt,kcf",
                    help="comma-separated: siamtrack[:WEIGHTS][@key=value,...], csrt, kcf, mil, nanotrack, vit")
+    p.add_argument("--baseline", metavar="TRACKER",
+                   help="the tracker (as results.md names it) every other one is compared with: mean paired "
+                        "per-sequence difference of AUC and P@20 with a bootstrap 95%% interval "
+                        "(default: the first of --trackers)")
     p.add_argument("--out", default="bench", help="output folder (default: ./bench)")
-    p.add_argument("--split", choices=("train", "val"), help="only this split (tracker/splits.json; GOT-10k: subfolder)")
+    p.add_argument("--split", help="only this split of tracker/splits.json, by dataset folder: "
+                                   f"{load_splits().describe()}; a group spans its folders, so DATASET is their "
+                                   "parent, e.g. ../shared/data --split validation (GOT-10k: a subfolder)")
     p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one thread each")
     p.add_argument("--resume", action="store_true", help="skip tracker/sequence pairs whose box files exist")
@@ -123,7 +131,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         print(bench_speed(Path(args.dataset), names, args.trackers, peers, Path(args.out), args.device), end="")
         return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
-                                     args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial))
+                                     args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial,
+                                     args.baseline))
     print(markdown(results, per_sequence=False), end="")
     failed = without_result(results)
     reasons = ", ".join(f"{name} ({why})" for name, why in failed.items())

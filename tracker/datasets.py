@@ -3,7 +3,8 @@
 Layouts (autodetected from a root folder, never downloaded):
 
 - ``sequences``: ``<Name>/video.mp4`` + ``groundtruth.txt`` (x,y,w,h per frame, ``nan`` rows = absent);
-  ``--split train|val`` picks names from ``tracker/splits.json``.
+  ``--split NAME`` picks names from ``tracker/splits.json`` (see tracker/splits.py), across folders when
+  the split spans several (``validation`` = val + val2 below ``../shared/data``).
 - ``otb``: ``<Seq>/img/0001.jpg`` + ``groundtruth_rect.txt`` (comma/space/tab separated), with the
   got10k toolkit's frame ranges for David, Football1, Freeman3, Freeman4 and Diving honoured.
 - ``got10k``: ``<seq>/00000001.jpg`` + ``groundtruth.txt`` + optional ``absence.label`` (1 = absent),
@@ -16,7 +17,6 @@ unless the caller allows them (see :func:`check_ground_truth`).
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from .errors import DatasetError, VideoError
+from .splits import load_splits
 
-SPLITS_FILE = Path(__file__).with_name("splits.json")
 LAYOUTS = ("sequences", "otb", "got10k")
 
 # got10k.datasets.OTB special cases: (first, last) 1-based image indices the annotation covers.
@@ -160,11 +160,8 @@ def write_sequence(folder: str | os.PathLike, frames: Iterable[np.ndarray], boxe
 
 
 def split_names(split: str) -> list[str]:
-    """Sequence names of ``split`` ('train' or 'val') from tracker/splits.json."""
-    splits = json.loads(SPLITS_FILE.read_text())
-    if split not in ("train", "val") or split not in splits:
-        raise DatasetError(f"unknown split {split!r}; choose 'train' or 'val'")
-    return list(splits[split])
+    """Sequence names of ``split`` (a split or group of tracker/splits.json), in file order."""
+    return [n for block in load_splits().resolve(split) for n in block.names]
 
 
 def detect_layout(root: Path) -> str:
@@ -222,26 +219,53 @@ def load_dataset(root: str | os.PathLike, split: str | None = None, names: list[
                  layout: str | None = None) -> list[Sequence]:
     """Read every sequence under ``root`` (sorted by name), optionally restricted to ``split`` / ``names``.
 
-    ``split`` selects names from tracker/splits.json for our layout and the ``<root>/<split>``
-    subfolder for GOT-10k. Nothing is ever downloaded: a missing folder is a DatasetError.
+    ``split`` selects names from tracker/splits.json for our layout (see :func:`_load_split`) and the
+    ``<root>/<split>`` subfolder for GOT-10k. Nothing is ever downloaded: a missing folder is a DatasetError.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} not found; pass the path of a local dataset (nothing is downloaded)")
     if split is not None and (root / split).is_dir() and not (root / split / "video.mp4").exists():
         root, split = root / split, None
+    if split is not None:
+        return _load_split(root, split, names, layout)
+    return _load_folder(root, set(names) if names else None, layout)
+
+
+def _load_split(root: Path, split: str, names: list[str] | None, layout: str | None) -> list[Sequence]:
+    """The sequences of ``split`` (restricted to ``names``), block by block in file order, each block sorted.
+
+    A block of folder F is read from ``root/F`` when ``root`` holds it (``root`` is the common parent),
+    else from ``root`` itself; a split spanning several folders needs the parent.
+    """
+    blocks = load_splits().resolve(split)
+    folders = list(dict.fromkeys(b.folder for b in blocks))
+    seqs: list[Sequence] = []
+    for block in blocks:
+        where = root / block.folder
+        if not where.is_dir():
+            if len(folders) > 1:
+                raise DatasetError(f"split {split!r} spans the folders {', '.join(folders)}; pass the folder that "
+                                   f"holds them (e.g. ../shared/data), not {root}")
+            where = root
+        chosen = {n for n in block.names if not names or n in names}
+        if chosen:
+            seqs += _load_folder(where, chosen, layout)
+    if not seqs:
+        raise DatasetError(f"none of the sequences {', '.join(names or [])} is in split {split!r}")
+    return seqs
+
+
+def _load_folder(root: Path, wanted: set[str] | None, layout: str | None) -> list[Sequence]:
     layout = layout or detect_layout(root)
     if layout not in READERS:
         raise DatasetError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    wanted = set(names) if names else None
-    if split is not None:
-        chosen = set(split_names(split))
-        wanted = chosen if wanted is None else wanted & chosen
     dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
     if wanted is not None:
         missing = sorted(wanted - {d.name for d in dirs})
         if missing:
-            raise DatasetError(f"sequence(s) {', '.join(missing)} not found in {root}")
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise DatasetError(f"sequence(s) {', '.join(missing[:5])}{more} not found in {root}")
         dirs = [d for d in dirs if d.name in wanted]
     probe = {"sequences": "video.mp4", "otb": "img", "got10k": "groundtruth.txt"}[layout]
     seqs = [READERS[layout](d) for d in dirs if (d / probe).exists()]

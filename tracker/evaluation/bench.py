@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 
 from ..datasets import check_ground_truth, load_dataset
-from ..errors import OutputError
+from ..errors import OutputError, SiamTrackError
 from .peers import PeerOptions, parse_trackers
 from .plots import write_plots
 from .report import build_results, write_results
@@ -20,7 +20,9 @@ from .runner import run_benchmark
 @dataclass
 class BenchOptions:
     """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers);
-    ``allow_partial`` scores sequences annotated on their first frames only on those (else an error)."""
+    ``split`` a split of tracker/splits.json (``validation`` spans two folders: ``dataset`` is their parent);
+    ``allow_partial`` scores sequences annotated on their first frames only on those (else an error);
+    ``baseline`` is the tracker the others are compared with (default: the first)."""
 
     dataset: Path
     out: Path
@@ -33,6 +35,7 @@ class BenchOptions:
     progress: bool = True
     peers: PeerOptions = field(default_factory=PeerOptions)
     allow_partial: bool = False
+    baseline: str | None = None
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -44,11 +47,14 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     except OSError as exc:
         raise OutputError(f"cannot create output folder {opts.out} ({exc.strerror}); choose a writable --out") from None
     specs = parse_trackers(opts.trackers, opts.peers)
+    if opts.baseline is not None and opts.baseline not in [s.name for s in specs]:
+        raise SiamTrackError(f"--baseline {opts.baseline} is none of this run's trackers "
+                             f"({', '.join(s.name for s in specs)}); give one of those names")
     run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress)
     info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers,
             "threads_per_worker": 1, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "opencv": cv2.__version__}
-    results = build_results(specs, sequences, opts.out, opts.got10k_compat, info)
+    results = build_results(specs, sequences, opts.out, opts.got10k_compat, info, opts.baseline)
     write_results(results, opts.out)
     write_plots(results, opts.out)
     return results

@@ -4,6 +4,10 @@ Scores are always computed from the box files (never from in-memory runs), so re
 ``--resume`` and parallel runs give the same numbers as a one-shot serial run. A sequence with only
 its first box is listed as "no-ground-truth" and left out of the means; each mean says over how many
 sequences it is.
+
+Two tables make a comparison decidable: per-block means (each sequence's split in tracker/splits.json,
+e.g. val and val2 beside the overall mean, so fitting one block shows) and paired per-sequence
+differences of every tracker against a baseline with bootstrap 95 % intervals (see paired.py).
 """
 from __future__ import annotations
 
@@ -14,12 +18,16 @@ from typing import Any
 import numpy as np
 
 from ..datasets import Sequence
+from ..splits import load_splits
 from .metrics import Scores, summarise
+from .paired import LEVEL, RESAMPLES, SEED, PairedDifference, paired_difference, tracker_scores
 from .peers import TrackerSpec
 from .runner import box_paths, score_tracked
 
 SUMMARY_KEYS = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75")
 NO_GROUND_TRUTH = "no ground truth: boxes written, no metrics"
+UNLISTED = "unlisted"  # the block of sequences tracker/splits.json does not name
+PAIRED_METRICS = ("auc", "precision")
 
 
 def _sequence_entry(seq: Sequence, scores: Scores | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -69,22 +77,54 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
     return entry
 
 
+def block_means(entry: dict[str, Any], split_of: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Mean AUC and P@20 of one tracker over the scored sequences of each block (split), in sequence order."""
+    blocks: dict[str, dict[str, list[float]]] = {}
+    for metric in PAIRED_METRICS:
+        for seq, value in tracker_scores(entry, metric).items():
+            blocks.setdefault(split_of[seq], {}).setdefault(metric, []).append(value)
+    return {b: {"auc": float(np.mean(v["auc"])), "precision": float(np.mean(v["precision"])),
+                "scored_sequences": len(v["auc"])} for b, v in blocks.items()}
+
+
+def paired_against(trackers: dict[str, Any], baseline: str) -> dict[str, Any]:
+    """results.json's ``paired``: every other tracker minus ``baseline`` per metric (None: no common sequence)."""
+    reference = {m: tracker_scores(trackers[baseline], m) for m in PAIRED_METRICS}
+    rows: dict[str, Any] = {}
+    for name, entry in trackers.items():
+        if name == baseline:
+            continue
+        rows[name] = {}
+        for metric in PAIRED_METRICS:
+            scores = tracker_scores(entry, metric)
+            common = set(scores) & set(reference[metric])
+            rows[name][metric] = paired_difference(scores, reference[metric]).to_dict() if common else None
+    return {"baseline": baseline, "resamples": RESAMPLES, "seed": SEED, "level": LEVEL, "trackers": rows}
+
+
 def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path, got10k_compat: bool = False,
-                  info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The whole results.json document; trackers that could not run carry their reason in ``status``."""
+                  info: dict[str, Any] | None = None, baseline: str | None = None) -> dict[str, Any]:
+    """The whole results.json document; trackers that could not run carry their reason in ``status``.
+    ``baseline`` (default: the first tracker) is the one the paired differences are taken against."""
+    splits = load_splits()
+    split_of = {s.name: splits.split_of(s.name) or UNLISTED for s in sequences}
     trackers: dict[str, Any] = {}
     for spec in specs:
         if spec.error is not None:
             trackers[spec.name] = {"status": spec.error, **{k: None for k in SUMMARY_KEYS}, "fps": None,
-                                   "end_to_end_fps": None, "lost": None, "sequences": {}}
+                                   "end_to_end_fps": None, "lost": None, "sequences": {}, "blocks": {}}
         else:
-            trackers[spec.name] = {**tracker_results(spec.name, sequences, out, got10k_compat), "identity": spec.identity}
+            entry = tracker_results(spec.name, sequences, out, got10k_compat)
+            trackers[spec.name] = {**entry, "blocks": block_means(entry, split_of), "identity": spec.identity}
     frame0 = "counted (got10k-compatible)" if got10k_compat else "excluded"
-    return {"info": {**(info or {}), "sequences": [s.name for s in sequences], "frame_0": frame0,
-                     "absent_frames": "excluded",
-                     "no_ground_truth": [s.name for s in sequences if s.ground_truth == "first-box"],
-                     "partial_ground_truth": [s.name for s in sequences if s.ground_truth == "partial"]},
-            "trackers": trackers}
+    results = {"info": {**(info or {}), "sequences": [s.name for s in sequences], "split_of": split_of,
+                        "frame_0": frame0, "absent_frames": "excluded",
+                        "no_ground_truth": [s.name for s in sequences if s.ground_truth == "first-box"],
+                        "partial_ground_truth": [s.name for s in sequences if s.ground_truth == "partial"]},
+               "trackers": trackers}
+    if len(trackers) > 1:
+        results["paired"] = paired_against(trackers, baseline or next(iter(trackers)))
+    return results
 
 
 def without_result(results: dict[str, Any]) -> dict[str, str]:
@@ -112,8 +152,48 @@ def _ground_truth_notes(info: dict[str, Any]) -> str:
     return notes
 
 
+def _block_table(results: dict[str, Any]) -> list[str]:
+    """Mean AUC / P@20 per block of tracker/splits.json beside the overall mean; none for a single block."""
+    split_of = results["info"].get("split_of", {})
+    blocks = list(dict.fromkeys(split_of.get(s, UNLISTED) for s in results["info"]["sequences"]))
+    if len(blocks) < 2:
+        return []
+    sizes = {b: sum(1 for v in split_of.values() if v == b) for b in blocks}
+    lines = ["", "Per block (the split of each sequence in tracker/splits.json): mean AUC / P@20 over its scored "
+                 "sequences", "", "| Tracker | all | " + " | ".join(f"{b} ({sizes[b]})" for b in blocks) + " |",
+             "|---" * (len(blocks) + 2) + "|"]
+    for name, t in results["trackers"].items():
+        cells = [f"{_f(t['auc'])} / {_f(t['precision'])}"]
+        for b in blocks:
+            m = t["blocks"].get(b)
+            partial = f" ({m['scored_sequences']} of {sizes[b]})" if m and m["scored_sequences"] != sizes[b] else ""
+            cells.append(f"{_f(m['auc'])} / {_f(m['precision'])}{partial}" if m else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _paired_table(paired: dict[str, Any]) -> list[str]:
+    """Every tracker against the baseline: mean per-sequence difference, its bootstrap interval, n, wins/losses."""
+    pct = round(100 * paired["level"])
+    lines = ["", f"Paired against {paired['baseline']}: mean per-sequence difference (tracker - baseline) over the "
+                 f"sequences both scored, {pct} % bootstrap interval over sequences ({paired['resamples']:,} "
+                 f"resamples, seed {paired['seed']}, percentile); wins/losses by AUC", "",
+             f"| Tracker | ΔAUC | {pct} % CI | ΔP@20 | {pct} % CI | sequences | wins/losses |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in paired["trackers"].items():
+        cells = []
+        for metric in PAIRED_METRICS:
+            d = row[metric]
+            cells += PairedDifference(**d).cells() if d else ["-", "-"]
+        auc = row["auc"]
+        counts = [str(auc["n"]), f"{auc['wins']}/{auc['losses']}"] if auc else ["0", "-"]
+        lines.append(f"| {name} | " + " | ".join(cells + counts) + " |")
+    return lines
+
+
 def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
-    """results.md: a summary table (one row per tracker) and a per-sequence table (AUC / P@20 / SR0.5 / fps)."""
+    """results.md: a summary table (one row per tracker), per-block means, paired differences against the
+    baseline, and a per-sequence table (AUC / P@20 / SR0.5 / fps)."""
     trackers = results["trackers"]
     info = results["info"]
     count = len(info["sequences"])
@@ -127,6 +207,9 @@ def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
         lines.append(f"| {name} | {_f(t['auc'])} | {_f(t['precision'])} | {_f(t['norm_precision'])} | {_f(t['ao'])} | "
                      f"{_f(t['sr50'])} | {_f(t['sr75'])} | {scored} | {_f(t['fps'], 1)} | {_f(t['end_to_end_fps'], 1)} | "
                      f"{'-' if t['lost'] is None else t['lost']} | {t['status']} |")
+    lines += _block_table(results)
+    if "paired" in results:
+        lines += _paired_table(results["paired"])
     ran = [n for n, t in trackers.items() if t["sequences"]]
     if ran and per_sequence:
         lines += ["", "Per sequence: AUC / P@20 / SR0.5 / fps", "",

@@ -8,13 +8,14 @@ a repeated candidate (or an interrupted search) never runs twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..families import loop_config
 from ..errors import SiamTrackError
 from .bench import BenchOptions, run_bench
+from .paired import paired_difference, tracker_scores
 from .peers import PeerOptions, siamtrack_label
 
 Overrides = dict[str, Any]
@@ -22,15 +23,23 @@ Overrides = dict[str, Any]
 
 @dataclass(frozen=True)
 class Trial:
-    """One evaluated candidate: its TrackerConfig overrides and the benchmark's scores."""
+    """One evaluated candidate: its TrackerConfig overrides, the benchmark's scores and, for paired
+    comparisons, its per-sequence AUCs and P@20s."""
 
     overrides: Overrides
     auc: float
     precision: float
+    aucs: dict[str, float] = field(default_factory=dict)
+    precisions: dict[str, float] = field(default_factory=dict)
 
 
 def _key(overrides: Overrides) -> str:
     return json.dumps(overrides, sort_keys=True)
+
+
+def initial(grid: dict[str, list[Any]], start: Overrides | None = None) -> Overrides:
+    """The configuration a search starts from: each parameter's first value, then ``start``."""
+    return {**{name: values[0] for name, values in grid.items()}, **(start or {})}
 
 
 def coordinate_search(grid: dict[str, list[Any]], evaluate: Callable[[list[Overrides]], list[Trial]],
@@ -41,7 +50,7 @@ def coordinate_search(grid: dict[str, list[Any]], evaluate: Callable[[list[Overr
     so no configuration runs twice under two spellings); ties keep the earlier value, so a parameter
     changes only for a gain.
     """
-    best: Overrides = {**{name: values[0] for name, values in grid.items()}, **(start or {})}
+    best = initial(grid, start)
     seen: dict[str, Trial] = {}
     for _ in range(rounds):
         for name, values in grid.items():
@@ -93,14 +102,30 @@ def bench_evaluator(dataset: Path, out: Path, weights: str | None, split: str | 
             row = results["trackers"][siamtrack_label(weights, _extra(c))]
             if row["auc"] is None:
                 raise SiamTrackError(f"candidate {c} could not run: {row.get('status')}")
-            trials.append(Trial(c, row["auc"], row["precision"]))
+            trials.append(Trial(c, row["auc"], row["precision"], tracker_scores(row, "auc"),
+                                tracker_scores(row, "precision")))
         return trials
     return evaluate
 
 
-def report(best: Overrides, trials: list[Trial]) -> str:
-    """Markdown: every trial (best first) and the winning overrides as JSON for ``--tracker-config``."""
-    lines = ["| overrides | AUC | P@20 |", "|---|---|---|"]
+def _versus(trial: Trial, start: Trial | None) -> list[str]:
+    """ΔAUC, its interval, ΔP@20, its interval, n and wins/losses of ``trial`` against ``start``."""
+    if start is None or not set(trial.aucs) & set(start.aucs):
+        return ["-"] * 6
+    auc = paired_difference(trial.aucs, start.aucs)
+    p20 = paired_difference(trial.precisions, start.precisions)
+    return [*auc.cells(), *p20.cells(), str(auc.n), f"{auc.wins}/{auc.losses}"]
+
+
+def report(best: Overrides, trials: list[Trial], start: Overrides | None = None) -> str:
+    """Markdown: every trial (best first) with its paired difference against the ``start`` configuration
+    (per-sequence, bootstrap 95 % interval over sequences; see paired.py), and the winning overrides as
+    JSON for ``--tracker-config``."""
+    first = next((t for t in trials if start is not None and _key(t.overrides) == _key(start)), None)
+    lines = ["| overrides | AUC | P@20 | ΔAUC vs start | 95 % CI | ΔP@20 vs start | 95 % CI | sequences | wins/losses |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for t in sorted(trials, key=lambda t: -t.auc):
-        lines.append(f"| {_key(t.overrides)} | {t.auc:.3f} | {t.precision:.3f} |")
+        mark = " (start)" if t is first else ""
+        lines.append(f"| {_key(t.overrides)}{mark} | {t.auc:.3f} | {t.precision:.3f} | "
+                     + " | ".join(_versus(t, first)) + " |")
     return "\n".join(lines) + f"\n\nbest: {_key(best)}\n"

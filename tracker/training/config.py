@@ -27,8 +27,10 @@ class TrainConfig:
     family: str = opt("siamfc", "network family: siamfc (AlexNet response map) | box (NanoTrack-style box "
                                 "regression; its own options are --box-*)")
     sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
-    split: str = opt("train", "split of tracker/splits.json to train on ('train'; '' = every sequence in the folder)")
-    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used: --split "
+    split: str = opt("train", "split of tracker/splits.json to train on (train, train2, or training over both folders "
+                              "given their parent; '' = every sequence in the folder); validation splits are refused")
+    extra_sequences: str = opt("", "more sequence folders (comma-separated), every sequence in them used but the "
+                                   "validation ones of tracker/splits.json (left out of every folder): --split "
                                    "applies to --sequences only (e.g. ../shared/data/more_sequences)")
     images: str = opt("", "folder of still images with boxes.csv (pairs by augmentation; '' = none)")
     cache: str = opt("cache/patches", "patch cache folder (built once, reused while the data and cache options match)")

@@ -1,4 +1,5 @@
-"""Training data: still-image reader, a patch cache of pre-cropped targets, and pair sampling (both families).
+"""Training data: which sequences may be trained on, still-image reader, a patch cache of pre-cropped
+targets, and pair sampling (both families).
 
 Decoding video for every sample is far too slow on a small CPU, so (as SiamFC does with its 511
 crops) every usable frame is cropped ONCE around its target into a ``patch_size`` square at the
@@ -16,14 +17,15 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from ..crops import crop, mean_colour
-from ..datasets import Sequence
+from ..datasets import Sequence, load_dataset
 from ..errors import DatasetError
+from ..splits import load_splits
 from .augment import AugmentConfig, augment_pair
 from .options import opt
 
@@ -42,6 +44,25 @@ class CacheConfig:
     min_size: float = opt(4.0, "box filter: smallest side in frame pixels")
     max_aspect: float = opt(6.0, "box filter: largest long/short side ratio")
     max_area: float = opt(0.9, "box filter: largest fraction of the frame area")
+
+
+def training_sequences(folder: str, split: str, extra_folders: Iterable[str] = (),
+                       log: Callable[[str], None] | None = print) -> list[Sequence]:
+    """``folder``'s sequences of ``split`` ('' = all) plus every sequence of ``extra_folders``, minus every
+    validation sequence of tracker/splits.json by name, whatever folder holds it: a validation score means
+    something only on sequences never trained on. A validation ``split`` is refused."""
+    splits = load_splits()
+    if split and splits.is_validation(split):
+        allowed = [s for s in splits.names if not splits.is_validation(s)]
+        raise DatasetError(f"--split {split} holds validation sequences, which are never trained on; choose "
+                           f"{', '.join(allowed)} or ''")
+    seqs = load_dataset(folder, split=split or None) if folder else []
+    seqs += [s for extra in extra_folders if extra for s in load_dataset(extra)]
+    kept = [s for s in seqs if s.name not in splits.validation_names]
+    if log is not None and seqs:
+        log(f"training data: {len(seqs) - len(kept)} validation sequence(s) of tracker/splits.json left out, "
+            f"{len(kept)} sequence(s) kept")
+    return kept
 
 
 def read_image_boxes(root: str | os.PathLike) -> list[tuple[Path, tuple[float, float, float, float]]]:

@@ -28,14 +28,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..datasets import load_dataset
 from ..engine import resolve_device
 from ..errors import SiamTrackError
 from ..models import Network, save_checkpoint
 from ..models.checkpoints import atomic_save, read_file, weights_digest
 from .box_train import BoxTraining
 from .config import Setup, TrainConfig
-from .data import PairDataset, build_cache, collate, read_image_boxes
+from .data import PairDataset, build_cache, collate, read_image_boxes, training_sequences
 from .distill import Teacher
 from .siamfc_train import SiamFCTraining
 
@@ -107,8 +106,7 @@ def load_data(setup: Setup, rank: int) -> PairDataset:
     cfg = setup.train
     if not cfg.sequences and not cfg.extra_sequences and not cfg.images:
         raise SiamTrackError("no training data: pass --sequences FOLDER, --extra-sequences FOLDERS and/or --images FOLDER")
-    seqs = load_dataset(cfg.sequences, split=cfg.split or None) if cfg.sequences else []
-    seqs += [s for folder in cfg.extra_sequences.split(",") if folder for s in load_dataset(folder)]
+    seqs = training_sequences(cfg.sequences, cfg.split, cfg.extra_sequences.split(","), print if rank == 0 else None)
     images = read_image_boxes(cfg.images) if cfg.images else []
     if rank == 0:
         build_cache(cfg.cache, seqs, images, setup.cache, progress=cfg.progress)

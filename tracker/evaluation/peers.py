@@ -3,8 +3,9 @@
 Names: ``siamtrack`` (the default shipped model), ``siamtrack:WEIGHTS`` (a shipped model name or a
 checkpoint path), either followed by ``@key=value,...`` loop-config overrides (e.g.
 ``siamtrack@scale_num=1``); ``csrt``, ``kcf``, ``mil`` (OpenCV contrib), ``nanotrack`` and ``vit``
-(OpenCV DNN trackers; need their ONNX model paths). A peer that cannot run becomes a spec with
-``error`` set, reported as "not run: why" instead of being dropped.
+(OpenCV DNN trackers; need their ONNX model paths); ``lighttrack``, ``lighttrack_vot``, ``fear`` and
+``fear_smooth`` (upstream loops ported onto ONNX graphs, see onnx_peers; need the folder of their files).
+A peer that cannot run becomes a spec with ``error`` set, reported as "not run: why" instead of being dropped.
 
 Factories are picklable (``functools.partial`` of module-level classes) so worker processes can
 build their own trackers.
@@ -15,30 +16,35 @@ import functools
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
-from ..errors import SiamTrackError
+from ..errors import SiamTrackError, WeightsError
 from ..model_zoo import shipped_models
 from ..models.checkpoints import file_sha256
 from ..tracking import SiamTracker, TrackResult
+from .onnx_peers import ONNX_PEERS
 
 OPENCV_PEERS = ("csrt", "kcf", "mil", "nanotrack", "vit")
 
 
 @dataclass(frozen=True)
 class PeerOptions:
-    """Model files of the OpenCV DNN peers (None = not given); siamtrack's device and backend."""
+    """Model files of the OpenCV DNN peers and folders of the ONNX peers' graphs (None = not given);
+    siamtrack's device and backend."""
 
     nano_backbone: Path | None = None
     nano_neckhead: Path | None = None
     vit_model: Path | None = None
     device: str = "cpu"
     backend: str = "auto"
+    lighttrack_dir: Path | None = None
+    fear_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,22 @@ def _opencv_spec(name: str, options: PeerOptions) -> TrackerSpec:
     return TrackerSpec(name, functools.partial(OpenCVPeer, name, paths), identity=f"opencv {cv2.__version__} {name} {digests}")
 
 
+def _onnx_spec(name: str, options: PeerOptions) -> TrackerSpec:
+    peer = ONNX_PEERS[name]
+    folder = getattr(options, peer.field)
+    wanted = f"{peer.option} FOLDER (the folder with {peer.files})"
+    if folder is None:
+        return TrackerSpec(name, None, f"not run: pass {wanted}")
+    factory = functools.partial(peer.tracker, str(folder), peer.config, threads=1)
+    try:
+        probe = factory()  # loads and checks the graphs once here, before any worker starts
+    except WeightsError as exc:
+        return TrackerSpec(name, None, f"not run: {exc}; pass {wanted}")
+    digests = [file_sha256(p) for p in probe.model_files]
+    config = json.dumps(asdict(peer.config), sort_keys=True)
+    return TrackerSpec(name, factory, identity=f"{name} onnxruntime {ort.__version__} {digests} {config}")
+
+
 def _overrides(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in filter(None, text.split(",")):
@@ -196,9 +218,11 @@ def parse_trackers(names: str | list[str], options: PeerOptions = PeerOptions())
             spec = _siamtrack_spec(item, options)
         elif item.lower() in OPENCV_PEERS:
             spec = _opencv_spec(item.lower(), options)
+        elif item.lower() in ONNX_PEERS:
+            spec = _onnx_spec(item.lower(), options)
         else:
             raise SiamTrackError(f"unknown tracker {item!r}; choose siamtrack[:WEIGHTS][@key=value] or one of "
-                                 f"{', '.join(OPENCV_PEERS)}")
+                                 f"{', '.join((*OPENCV_PEERS, *ONNX_PEERS))}")
         if any(s.name == spec.name for s in specs):
             raise SiamTrackError(f"tracker {spec.name!r} is listed twice; give each tracker once")
         specs.append(spec)

@@ -48,6 +48,10 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multi-frames", type=int, default=60, help="frames per pass of the N-target rows")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
     p.add_argument("--nano-neckhead", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_head_sim.onnx")
+    p.add_argument("--lighttrack-dir", type=Path, default=SHARED / "reference" / "lighttrack",
+                   help="folder with lighttrack_*.onnx (for the lighttrack peers)")
+    p.add_argument("--fear-dir", type=Path, default=SHARED / "reference" / "fear_xs",
+                   help="folder with fear_xs_*.onnx (for the fear peers)")
     p.add_argument("--device", default="cpu", help="siamtrack's device: cpu, cuda, cuda:N or auto (the peers run on CPU)")
     p.add_argument("--memory-frames", type=int, default=0, help="also run the first model this many frames and track RSS")
     p.add_argument("--json", type=Path, default=Path("speed.json"), help="JSON report path")
@@ -59,7 +63,8 @@ def options_from(args: argparse.Namespace) -> SpeedOptions:
     return SpeedOptions(sequence=args.sequence, trackers=names, frames=args.frames, passes=args.passes, rounds=args.rounds,
                         regimes=args.regimes, backends=tuple(args.backends or ("onnxruntime",)),
                         targets=tuple(args.targets), multi_frames=args.multi_frames,
-                        peers=PeerOptions(args.nano_backbone, args.nano_neckhead, device=args.device),
+                        peers=PeerOptions(args.nano_backbone, args.nano_neckhead, device=args.device,
+                                          lighttrack_dir=args.lighttrack_dir, fear_dir=args.fear_dir),
                         memory_frames=args.memory_frames, device=args.device)
 
 

@@ -126,6 +126,9 @@ def build(job: Job) -> tuple[Any, Callable[[], Any] | None]:
     is_siamtrack = isinstance(factory, functools.partial) and factory.func is SiamTracker
     if is_siamtrack:
         factory = functools.partial(factory, backend=job.backend or "auto", threads=regime_threads(job.regime))
+    elif isinstance(factory, functools.partial) and "threads" in factory.keywords:  # ONNX Runtime peers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        factory = functools.partial(factory, threads=regime_threads(job.regime) or cores)  # default: ORT's, all cores
     if job.targets == 1:
         return _Group(factory, 1), factory if is_siamtrack else None
     if is_siamtrack:  # lost_threshold 0: every target takes the batched path (no re-detection crops)

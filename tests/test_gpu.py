@@ -54,7 +54,7 @@ def test_auto_backend_is_torch_on_a_gpu_and_onnxruntime_on_cpu(gpus, monkeypatch
     class FakeTorchEngine:
         name = "torch"
 
-        def __init__(self, net, device):
+        def __init__(self, net, device, threads):
             built.append(device)
 
     monkeypatch.setattr(tracking, "TorchEngine", FakeTorchEngine)
@@ -73,8 +73,8 @@ def test_speed_report_names_the_gpu(gpus, monkeypatch):
     gpus(1)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    assert machine_info(1, "cuda")["gpu"] == "NVIDIA H200 (CUDA 13.0)"
-    assert machine_info(1, "cpu")["gpu"] == "not measured (CPU run)"
+    assert machine_info("cuda")["gpu"] == "NVIDIA H200 (CUDA 13.0)"
+    assert machine_info("cpu")["gpu"] == "not measured (CPU run)"
 
 
 def _expected(crops: np.ndarray) -> torch.Tensor:

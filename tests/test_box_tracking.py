@@ -108,7 +108,7 @@ def test_confident_frames_search_a_smaller_crop_on_both_backends():
         sizes[backend] = _spy_crop_sizes(tracker._multi)
         boxes[backend] = _track(tracker, frames, clip.truth(0))
     if_small = SiamTracker("siamtrack_box", device="cpu", backend="onnxruntime", confident_size=159)
-    assert set(if_small._multi.engine._one_backbones) == {(1, 207, 207, 3), (1, 159, 159, 3)}  # a fixed graph each
+    assert if_small._multi.engine.frame_shapes == [(1, 207, 207, 3), (1, 159, 159, 3)]  # a fused fixed graph each
     assert sizes["torch"][0] == 159 and set(sizes["torch"]) <= {159, 207}  # init is confident: small from frame 1
     assert sizes["onnxruntime"].count(159) > len(frames) // 2, sizes["onnxruntime"]
     assert iou(boxes["onnxruntime"][visible], truth[visible]).mean() > 0.6

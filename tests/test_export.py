@@ -75,6 +75,27 @@ def test_onnx_and_torchscript_equal_the_network(head):
         assert np.abs(got - want).max() < tol and np.abs(scripted - want).max() < tol
 
 
+@pytest.mark.parametrize("weights", ["siamtrack_small", "siamtrack_box"])
+def test_the_fused_frame_graph_equals_backbone_then_head(weights):
+    """One target's normal frame runs one fused graph: a pure speed lever, so its outputs must be the
+    split graphs' (the static pair and the dynamic pair) to 1e-4."""
+    tracker = SiamTracker(weights, device="cpu", backend="onnxruntime")
+    engine = tracker._multi.engine
+    (shape,) = engine.frame_shapes
+    z = engine.embed(crops(1, tracker.config.exemplar_size, 5))
+    x = crops(shape[0], shape[1], 6)
+    fused = engine.respond(z, x)
+    static = engine.scores(z, engine.features(x))
+    dynamic = engine.head.run(None, {"exemplar": z, "search": engine.backbone.run(None, {"crops": x})[0]})
+    assert engine._backbones and len(fused) == len(static) == len(dynamic) == len(engine.output_names)
+    for got, *refs in zip(fused, static, dynamic):
+        for ref in refs:
+            assert got.shape == ref.shape
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    two = engine.respond(np.concatenate([z, z]), np.concatenate([x, x]))  # two targets: the dynamic graphs
+    np.testing.assert_allclose(two[0][:shape[0]], fused[0], rtol=1e-4, atol=1e-4 * np.abs(fused[0]).max())
+
+
 def boxes(tracker, frames, box):
     tracker.init(frames[0], box)
     return np.array([tracker.update(f).box for f in frames[1:]])

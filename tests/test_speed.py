@@ -103,7 +103,7 @@ def test_report_rows_stages_ratios_and_many_targets(tiny_run):
     assert single == [(n, r) for n in ("siamtrack:w [torch]", "csrt", "kcf") for r in ("1", "2")]
     siam = report.row("siamtrack:w [torch]", "2")
     assert set(siam.stages) == set(STAGES) and all(t.wall_ms > 0 for t in siam.stages.values())
-    assert siam.graphs_ms == pytest.approx(siam.stages["backbone"].wall_ms + siam.stages["head"].wall_ms)
+    assert siam.graphs_ms == siam.stages["graphs"].wall_ms
     assert siam.gflop_per_frame == pytest.approx(model_flops(net, TrackerConfig()).per_frame / 1e9)
     assert len(siam.tracker_fps_rounds) == 2 and siam.tracker_fps == pytest.approx(np.median(siam.tracker_fps_rounds))
     assert siam.engine_threads == 2 and siam.end_to_end_fps > 0
@@ -162,3 +162,12 @@ def test_regimes_and_target_boxes():
     boxes = grid_boxes(8, (10.0, 20.0, 30.0, 40.0), (240, 320, 3))
     assert boxes[0] == (10.0, 20.0, 30.0, 40.0) and len(set(boxes)) == 8
     assert all(0 <= x and x + w <= 320 and 0 <= y and y + h <= 240 for x, y, w, h in boxes)
+
+
+def test_the_tool_reports_a_missing_sequence_in_one_line(tmp_path):
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "speed.py")
+    missing = tmp_path / "nowhere" / "clip"
+    done = subprocess.run([sys.executable, tool, "--sequence", str(missing), "--trackers", "kcf"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"speed: error: sequence(s) clip not found in {missing.parent}"]

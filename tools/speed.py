@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tracker.errors import SiamTrackError
 from tracker.evaluation.peers import PeerOptions
 from tracker.evaluation.speed import SpeedOptions, write_speed_report
 from tracker.evaluation.speed_worker import REGIMES, regime_threads
@@ -72,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_speed_arguments(parser)
     args = parser.parse_args(argv)
-    print(write_speed_report(options_from(args), args.json, args.markdown, log=lambda m: print(m, file=sys.stderr)))
+    try:
+        print(write_speed_report(options_from(args), args.json, args.markdown, log=lambda m: print(m, file=sys.stderr)))
+    except SiamTrackError as exc:
+        print(f"speed: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,8 +1,8 @@
 """ONNX Runtime backend: the same embed/respond contract as TorchEngine, run by onnxruntime.
 
 The network is exported in memory (tracker.export) so any checkpoint works without a separate
-export step. Search features stay inside ONNX Runtime between the backbone and the head (OrtValue
-hand-off, no numpy round trip); crops are wrapped, not copied.
+export step. One target's frame is one fused graph; elsewhere search features stay inside ONNX Runtime
+between the backbone and the head (OrtValue hand-off, no numpy round trip); crops are wrapped, not copied.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from .config import LoopConfig
 from .engine import resolve_device, resolve_threads
 from .errors import DeviceError
-from .export import onnx_models
+from .export import onnx_frame_model, onnx_models
 from .families import loop_config
 from .models import Network
 
@@ -48,32 +48,43 @@ def session_options(threads: int) -> ort.SessionOptions:
 class OnnxEngine:
     """onnxruntime backend; kernels are float32 numpy arrays (N, C, h, w).
 
-    Two graph pairs: dynamic (any batch and size: many targets, lost-state searches, exemplars) and
-    static for one target's normal frame, the common case, where fixed shapes run faster.
+    Dynamic graphs (any batch and size: many targets, lost-state searches, exemplars), and for one
+    target's normal frame, the common case, one fused graph per crop size with every shape fixed: fixed
+    shapes run faster, and one session per frame keeps a single intra-op pool busy. Static backbone/head
+    pairs of the same shapes are built only when asked for (features/scores), to time the stages.
     """
 
     name = "onnxruntime"
 
     def __init__(self, net: Network, device: str = "auto", threads: int | None = None,
                  config: LoopConfig | None = None) -> None:
-        providers = providers_for(device)
+        self._providers = providers_for(device)
         self.threads = resolve_threads(threads)
-        opts = session_options(self.threads)
-        config = config or loop_config(net.config.family, {})
-
-        def sessions(static: int) -> list[ort.InferenceSession]:
-            return [ort.InferenceSession(graph, opts, providers=providers) for graph in onnx_models(net, config, static)]
-
-        self.backbone, self.head = sessions(0)
+        self._net, self._config = net, config or loop_config(net.config.family, {})
+        self.backbone, self.head = (self._session(graph) for graph in onnx_models(net, self._config))
         self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
-        # one static pair per crop size a normal frame may use, keyed by the input shape it is fixed to
-        self._one_backbones: dict[tuple, ort.InferenceSession] = {}
-        self._one_heads: dict[tuple, ort.InferenceSession] = {}
-        for size in config.frame_sizes:
-            backbone, head = sessions(size)
-            self._one_backbones[tuple(backbone.get_inputs()[0].shape)] = backbone
-            self._one_heads[tuple(head.get_inputs()[1].shape)] = head
+        # one fused graph per crop size a normal frame may use, keyed by the crop batch shape it is fixed to
+        self._frames = {(self._config.searches_per_target, size, size, 3):
+                        self._session(onnx_frame_model(net, self._config, size)) for size in self._config.frame_sizes}
+        self._backbones: dict[tuple, ort.InferenceSession] = {}  # static pairs by crop / feature shape
+        self._heads: dict[tuple, ort.InferenceSession] = {}
+
+    def _session(self, graph: bytes) -> ort.InferenceSession:
+        return ort.InferenceSession(graph, session_options(self.threads), providers=self._providers)
+
+    @property
+    def frame_shapes(self) -> list[tuple[int, ...]]:
+        """Search-crop batch shapes that run the fused single-target graph."""
+        return list(self._frames)
+
+    def _static_backbone(self, shape: tuple[int, ...]) -> ort.InferenceSession:
+        """The static backbone for a fused graph's crop shape (and its head, built with it), else the dynamic one."""
+        if shape in self._frames and shape not in self._backbones:
+            backbone, head = (self._session(graph) for graph in onnx_models(self._net, self._config, shape[1]))
+            self._backbones[shape] = backbone
+            self._heads[tuple(head.get_inputs()[1].shape)] = head
+        return self._backbones.get(shape, self.backbone)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Exemplar embeddings (N, C, h, w) float32 for N uint8 BGR crops (N, S, S, 3)."""
@@ -82,18 +93,21 @@ class OnnxEngine:
     def features(self, crops: np.ndarray) -> ort.OrtValue:
         """Search embeddings of M uint8 BGR crops, left inside ONNX Runtime for the head."""
         crops_value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(crops))
-        session = self._one_backbones.get(crops.shape, self.backbone)
-        return session.run_with_ort_values(["features"], {"crops": crops_value})[0]
+        return self._static_backbone(crops.shape).run_with_ort_values(["features"], {"crops": crops_value})[0]
 
     def scores(self, kernels: np.ndarray, features: ort.OrtValue) -> tuple[np.ndarray, ...]:
         """The family's outputs (float32, (M, k, n, n) each) of search embeddings against their exemplars."""
         kernel_value = ort.OrtValue.ortvalue_from_numpy(kernels)
-        session = self._one_heads.get(tuple(features.shape()), self.head) if len(kernels) == 1 else self.head
+        session = self._heads.get(tuple(features.shape()), self.head) if len(kernels) == 1 else self.head
         values = session.run_with_ort_values(self.output_names, {"exemplar": kernel_value, "search": features})
         return tuple(v.numpy() for v in values)
 
     def respond(self, kernels: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Outputs for M search crops; M is a multiple of len(kernels)."""
+        """Outputs for M search crops; M is a multiple of len(kernels). One target's normal frame runs
+        its fused graph; anything else the dynamic backbone and head."""
+        frame = self._frames.get(crops.shape) if len(kernels) == 1 else None
+        if frame is not None:
+            return tuple(frame.run(self.output_names, {"exemplar": kernels, "crops": np.ascontiguousarray(crops)}))
         return self.scores(kernels, self.features(crops))
 
     @staticmethod

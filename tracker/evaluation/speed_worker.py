@@ -21,7 +21,7 @@ from ..datasets import Sequence, load_dataset
 from ..tracking import MultiTracker, SiamTracker
 from .peers import PeerOptions, parse_trackers
 
-STAGES = ("crop", "backbone", "head", "post", "update")
+STAGES = ("crop", "backbone", "head", "graphs", "post", "update")  # graphs: the frame's whole network call
 REGIMES = ("1", "2", "default")  # threads each library gets; "default": whatever it picks by itself
 
 
@@ -171,7 +171,7 @@ def time_stages(tracker: SiamTracker, frame: np.ndarray, repeats: int) -> dict[s
     feats = engine.features(buf)
     outputs = engine.scores(kernels, feats)
     calls = {"crop": lambda: step.search_into(target, frame, buf), "backbone": lambda: engine.features(buf),
-             "head": lambda: engine.scores(kernels, feats),
+             "head": lambda: engine.scores(kernels, feats), "graphs": lambda: engine.respond(kernels, buf),
              "post": lambda: step.propose(target, outputs, size), "update": lambda: tracker.update(frame)}
     if engine.device.type == "cuda":
         calls = {k: (lambda fn=fn: (fn(), torch.cuda.synchronize(engine.device))) for k, fn in calls.items()}

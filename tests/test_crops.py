@@ -68,3 +68,18 @@ def test_a_crop_wholly_outside_the_frame_is_all_border():
     for cx, cy in ((-50.0, 10.0), (90.0, 10.0), (15.0, -60.0), (15.0, 80.0), (-70.0, -70.0)):
         out = crop(frame, cx, cy, 12.0, 9, (7, 8, 9))
         assert (out == np.array([7, 8, 9], np.uint8)).all(), (cx, cy)
+
+
+def test_border_converted_once_equals_the_colour_given_per_call_and_bad_shapes_are_refused():
+    import pytest
+    from tracker.crops import border_colour
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    colour = (12.4, 200.6, 255.7)
+    once = border_colour(colour)
+    assert once.dtype == np.uint8 and once.tolist() == [12, 201, 255]
+    assert np.array_equal(crop(frame, 5.0, 30.0, 60.0, 31, colour), crop(frame, 5.0, 30.0, 60.0, 31, once))
+    with pytest.raises(ValueError, match=r"3-channel \(H, W, 3\) frame, got shape \(40, 50\)"):
+        crop(frame[..., 0], 5.0, 5.0, 4.0, 8, colour)
+    with pytest.raises(ValueError, match=r"\(S, S, 3\) uint8 output buffer, got float32 \(8, 8, 3\)"):
+        crop_into(frame, 5.0, 5.0, 4.0, np.zeros((8, 8, 3), np.float32), colour)

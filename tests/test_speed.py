@@ -170,4 +170,5 @@ def test_the_tool_reports_a_missing_sequence_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, tool, "--sequence", str(missing), "--trackers", "kcf"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.splitlines() == [f"speed: error: sequence(s) clip not found in {missing.parent}"]
+    assert done.stderr.splitlines() == [f"speed: error: dataset folder {missing.parent} not found; pass the path of a "
+                                        "local dataset (nothing is downloaded)"]

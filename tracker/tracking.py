@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import LoopConfig
-from .crops import crop_into, mean_colour
+from .crops import border_colour, crop_into, mean_colour
 from .engine import TorchEngine, resolve_device, resolve_threads
 from .errors import FrameError
 from .families import Step, build_step, loop_config
@@ -44,7 +44,7 @@ class _Target:
         self.cfg = cfg
         self._set(x + (w - 1) / 2, y + (h - 1) / 2, w, h)
         self.base_x_sz = self.x_sz
-        self.border = mean_colour(frame)
+        self.border = border_colour(mean_colour(frame))
         self.lost = False
         self.low_count = 0
         self.growth = 1.0

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from tracker.config import ModelConfig
-from tracker.engine import SeparableMaxPool, TorchEngine, default_threads, resolve_threads, separable_pools, torch_threads
+from tracker.engine import (SeparableMaxPool, TorchEngine, default_threads, resolve_threads, running_elsewhere,
+                           separable_pools, torch_threads)
 from tracker.models import SiameseNet, inference_copy
 
 
@@ -50,9 +51,23 @@ def test_engine_output_equals_the_plain_network(device):
 
 def test_default_threads_leaves_busy_cores_alone(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr("tracker.engine.running_elsewhere", lambda: None)  # no kernel count: the load average
     for load, want in ((0.0, 4), (1.2, 3), (2.6, 1), (9.0, 1)):
         monkeypatch.setattr("os.getloadavg", lambda load=load: (load, load, load))
         assert default_threads() == want
+    monkeypatch.setattr("os.getloadavg", lambda: (2.6, 2.6, 2.6))  # a job that just ended still weighs here
+    for now, want in ((0.0, 4), (1.0, 3), (5.0, 1)):
+        monkeypatch.setattr("tracker.engine.running_elsewhere", lambda now=now: now)
+        assert default_threads() == want
+
+
+def test_running_elsewhere_reads_the_kernels_count_without_the_reader(tmp_path):
+    path = tmp_path / "loadavg"
+    path.write_text("0.80 0.98 1.34 3/83 27689\n")
+    assert running_elsewhere(samples=3, path=str(path)) == 2.0
+    path.write_text("garbage\n")
+    assert running_elsewhere(samples=2, path=str(path)) is None
+    assert running_elsewhere(path=str(tmp_path / "missing")) is None
 
 
 def test_thread_counts_are_checked_and_scoped(monkeypatch):

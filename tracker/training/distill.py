@@ -52,7 +52,9 @@ class Teacher:
         self.input_order = self.net.config.input_order
 
     @torch.no_grad()
-    def __call__(self, z: torch.Tensor, x: torch.Tensor) -> TeacherOutput:
+    def __call__(self, z: torch.Tensor, x: torch.Tensor, z_crops: Any = None, x_crops: Any = None) -> TeacherOutput:
+        """Maps and embeddings of the input tensors; the uint8 crops are for teachers that read them
+        (training.ensemble.EnsembleTeacher), a network does not."""
         fz, fx = self.net.embed(z), self.net.embed(x)
         return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)))
 

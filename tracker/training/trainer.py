@@ -36,6 +36,7 @@ from .box_train import BoxTraining
 from .config import Setup, TrainConfig
 from .data import PairDataset, build_cache, collate, read_image_boxes, training_sequences
 from .distill import Teacher
+from .ensemble import EnsembleTeacher, LightTrackTeacher
 from .siamfc_train import SiamFCTraining
 
 STATE_FILE = "state.pth"
@@ -122,6 +123,19 @@ def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tenso
     return t.flip(1) if order == "rgb" else t
 
 
+def build_teacher(t: TrainConfig, device: torch.device) -> Teacher | EnsembleTeacher | None:
+    """--teacher, joined by LightTrack's graphs with --teacher-lighttrack (box family only)."""
+    if t.teacher_lighttrack and (t.family != "box" or not t.teacher):
+        raise SiamTrackError("--teacher-lighttrack joins a box-family --teacher; pass --family box and --teacher "
+                             "(a NanoTrack state dict, say) too")
+    if not t.teacher:
+        return None
+    network = Teacher(t.teacher, device, t.family)
+    if not t.teacher_lighttrack:
+        return network
+    return EnsembleTeacher(network, LightTrackTeacher(t.teacher_lighttrack, max(1, torch.get_num_threads())))
+
+
 class Trainer:
     """Builds model, data and optimiser from a :class:`Setup`; :meth:`run` trains (resumably)."""
 
@@ -142,7 +156,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         net, self.loop_overrides = self.family.build()
         self.freezable = freeze_stages(net, t.freeze)
-        self.teacher = Teacher(t.teacher, self.device, t.family) if t.teacher else None
+        self.teacher = build_teacher(t, self.device)
         self.model = StudentNet(net, self.family.adapter(net.channels, self.teacher)).to(self.device)
         self.frozen: list[nn.Module] | None = None
         self.ddp: nn.parallel.DistributedDataParallel | None = None
@@ -216,7 +230,7 @@ class Trainer:
         if self.teacher is not None:
             tz = z if self.teacher.input_order == order else z.flip(1)
             tx = x if self.teacher.input_order == order else x.flip(1)
-            teach = self.teacher(tz, tx)
+            teach = self.teacher(tz, tx, z_np, x_np)
         return self.family.loss(maps, features, teach, torch.from_numpy(boxes).to(self.device),
                                 torch.from_numpy(pos).to(self.device), self.model.net.total_stride)
 

@@ -37,3 +37,20 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
           "Location error threshold (px)", "Precision", f"Precision plots of OPE (P@{PRECISION_AT})",
           (0, float(PRECISION_THRESHOLDS[-1])))
     return [success, precision]
+
+
+def frontier_plot(points: list[tuple[str, float, float]], path: Path, title: str) -> Path:
+    """AUC against tracker-only fps, one labelled marker per (name, auc, fps): the accuracy/speed frontier
+    a model choice sits on (the model card's plot)."""
+    if not points:
+        raise ValueError("no points to plot: give at least one (name, auc, fps)")
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    for name, auc, fps in points:
+        ax.plot(fps, auc, "o", markersize=6)
+        ax.annotate(name, (fps, auc), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set(xlabel="tracker-only fps (isolated harness, 1 thread)", ylabel="mean AUC", title=title)
+    ax.grid(True, alpha=0.4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -133,7 +133,9 @@ def build_teacher(t: TrainConfig, device: torch.device) -> Teacher | EnsembleTea
     network = Teacher(t.teacher, device, t.family)
     if not t.teacher_lighttrack:
         return network
-    return EnsembleTeacher(network, LightTrackTeacher(t.teacher_lighttrack, max(1, torch.get_num_threads())))
+    # one thread: torch's OpenMP workers spin between the student's ops, and a second ONNX Runtime thread
+    # fighting them made a training step ~13x slower on 2 cores (measured); 1 thread costs ~20 ms per pair
+    return EnsembleTeacher(network, LightTrackTeacher(t.teacher_lighttrack, 1))
 
 
 class Trainer:

@@ -85,5 +85,5 @@ def test_an_in_process_evaluation_gives_the_callers_settings_back(caller_setting
             return super().update(frame)
 
     scores = evaluate(functools.partial(Probe, device="cpu", threads=1), [InMemory("clip", boxes)])
-    assert set(seen) == {(1, 1)} and scores["clip"].auc > 0.5
+    assert set(seen) == {(1, 1)} and scores["clip"].precision == 1.0  # every centre within 20 px: it tracked
     assert _settings() == caller_settings

@@ -48,7 +48,8 @@ def frontier_plot(points: list[tuple[str, float, float]], path: Path, title: str
     for name, auc, fps in points:
         ax.plot(fps, auc, "o", markersize=6)
         ax.annotate(name, (fps, auc), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set(xlabel="tracker-only fps (isolated harness, 1 thread)", ylabel="mean AUC", title=title)
+    ax.set(xlabel="tracker-only fps (isolated harness, 1 thread)", ylabel="mean AUC", title=title,
+           xlim=(0, 1.6 * max(fps for _, _, fps in points)))  # room for the labels right of the markers
     ax.grid(True, alpha=0.4)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

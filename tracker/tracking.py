@@ -163,7 +163,7 @@ class MultiTracker:
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto",
                  threads: int | None = None, **config: Any) -> None:
-        resolve_threads(threads)  # a bad count fails before the weights load
+        threads = resolve_threads(threads)  # once, and a bad count fails before the weights load
         net, overrides, self.metadata = resolve(weights)
         self.family = net.config.family
         self.config = loop_config(self.family, {**overrides, **config})

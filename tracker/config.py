@@ -1,6 +1,7 @@
 """Dataclass configs: one place for every tunable number, with the paper's defaults."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
@@ -42,6 +43,44 @@ NANOTRACK_BLOCKS = ((3, 16, 16, 8, False, 2), (3, 72, 24, 0, False, 2), (3, 88, 
                     (5, 120, 48, 32, True, 1), (5, 144, 48, 40, True, 1))
 
 
+def _channel_scaler(width: float):
+    """Channel count times ``width``, rounded to a multiple of 8 (MobileNet's rule: never 10 % below)."""
+    if not 0.0 < width <= 4.0:
+        raise ValueError(f"width multiplier must be in (0, 4], got {width}")
+
+    def ch(c: int) -> int:
+        if c == 0:
+            return 0
+        rounded = max(8, int(c * width + 4) // 8 * 8)
+        return rounded + 8 if rounded < 0.9 * c * width else rounded
+
+    return ch
+
+
+def _scaled_blocks(blocks: tuple[tuple[Any, ...], ...], ch) -> tuple[tuple[Any, ...], ...]:
+    return tuple((k, ch(hidden), ch(out), ch(se), hswish, stride) for k, hidden, out, se, hswish, stride in blocks)
+
+
+def _check_blocks(blocks: tuple[tuple[Any, ...], ...]) -> None:
+    for b in blocks:
+        if len(b) != 6 or b[5] not in (1, 2):
+            raise ValueError(f"each block is (kernel, hidden, out, se, hswish, stride 1|2), got {b}")
+
+
+def mobilenet_v2_blocks(settings: tuple[tuple[int, int, int, int], ...], stem: int = 32) -> tuple[tuple[Any, ...], ...]:
+    """MobileNetV2's (expansion t, channels c, repeats n, stride s) table as our block rows (3x3, ReLU6, no SE)."""
+    rows, inp = [], stem
+    for t, c, n, s in settings:
+        for i in range(n):
+            rows.append((3, int(round(inp * t)), c, 0, False, s if i == 0 else 1))
+            inp = c
+    return tuple(rows)
+
+
+# LightFC's backbone: MobileNetV2 to stride 16 (its 'features' up to the 96-channel stage), 32-channel stem.
+LIGHTFC_BLOCKS = mobilenet_v2_blocks(((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)))
+
+
 @dataclass
 class BoxModelConfig:
     """Architecture of a box-regression Siamese network (NanoTrack / SiamBAN style); stored in checkpoints.
@@ -73,9 +112,7 @@ class BoxModelConfig:
     def __post_init__(self) -> None:
         self.blocks = tuple(tuple(b) for b in self.blocks)  # JSON round trips give lists
         self.cls_tower, self.loc_tower = tuple(self.cls_tower), tuple(self.loc_tower)
-        for b in self.blocks:
-            if len(b) != 6 or b[5] not in (1, 2):
-                raise ValueError(f"each block is (kernel, hidden, out, se, hswish, stride 1|2), got {b}")
+        _check_blocks(self.blocks)
         if self.tower_block not in ("linear_pw", "act_pw"):
             raise ValueError(f"tower_block must be 'linear_pw' or 'act_pw', got {self.tower_block!r}")
         if self.input_order not in ("rgb", "bgr"):
@@ -93,17 +130,8 @@ class BoxModelConfig:
         its teacher and learns from its maps point for point. Counts round to multiples of 8
         (MobileNet's rule) so depth-wise layers stay vector-friendly.
         """
-        if not 0.0 < width <= 4.0:
-            raise ValueError(f"width multiplier must be in (0, 4], got {width}")
-
-        def ch(c: int) -> int:
-            if c == 0:
-                return 0
-            rounded = max(8, int(c * width + 4) // 8 * 8)
-            return rounded + 8 if rounded < 0.9 * c * width else rounded
-
-        blocks = tuple((k, ch(hidden), ch(out), ch(se), hswish, stride) for k, hidden, out, se, hswish, stride in self.blocks)
-        return replace(self, stem=ch(self.stem), blocks=blocks, adjust=ch(self.adjust),
+        ch = _channel_scaler(width)
+        return replace(self, stem=ch(self.stem), blocks=_scaled_blocks(self.blocks, ch), adjust=ch(self.adjust),
                        cls_channels=ch(self.cls_channels), loc_channels=ch(self.loc_channels))
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +139,77 @@ class BoxModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BoxModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class CentreModelConfig:
+    """Architecture of a centre-head Siamese network (LightFC style); stored in checkpoints.
+
+    One MobileNetV2-style backbone (ReLU6 inverted residuals, stride 16) embeds a ``template_size`` crop
+    and a ``search_size`` crop; the fusion correlates every template cell with every search cell
+    (pixel-wise), gates the cells (squeeze-excitation), mixes them spatially (depth-wise 1x1 + 3x3
+    with a skip) and per position (a 2x inverted bottleneck with GELU), adjusts them to
+    ``fusion_channels`` and concatenates the search features; three towers (score, size, offset) of a
+    3x3 conv to ``head_channels``, squeeze-excitation, then ``head_depth`` 3x3 convs halving the
+    width, then a 1x1 to the map. LightFC is the default of every field; a student is a config.
+    """
+
+    family: ClassVar[str] = "centre"
+    stem: int = 32
+    blocks: tuple[tuple[Any, ...], ...] = LIGHTFC_BLOCKS
+    fusion_channels: int = 96       # the correlation's adjusted channels concatenated to the search features
+    bottleneck: int = 2             # expansion of the fusion's per-position bottleneck
+    head_channels: int = 256        # first conv of each tower; later ones halve it
+    head_depth: int = 3             # 3x3 convs after the first, each halving the width
+    head_reduction: int = 4         # squeeze-excitation reduction inside the towers
+    template_size: int = 128        # template crop side (px); template_factor x the box's sqrt(w*h)
+    search_size: int = 256          # search crop side (px); search_factor x the box's sqrt(w*h)
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    input_order: str = "rgb"        # channel order the weights expect (after /255 and ImageNet mean/std)
+
+    def __post_init__(self) -> None:
+        self.blocks = tuple(tuple(b) for b in self.blocks)
+        _check_blocks(self.blocks)
+        stride = 2
+        for b in self.blocks:
+            stride *= b[5]
+        if stride != 16:
+            raise ValueError(f"the centre family's cells are 16 px apart; these blocks give total stride {stride}")
+        for name in ("template_size", "search_size"):
+            if getattr(self, name) % 16 or getattr(self, name) < 16:
+                raise ValueError(f"{name} must be a positive multiple of 16, got {getattr(self, name)}")
+        if self.head_channels >> self.head_depth < 1 or self.head_depth < 0:
+            raise ValueError(f"head_channels {self.head_channels} cannot be halved {self.head_depth} times")
+        if self.input_order not in ("rgb", "bgr"):
+            raise ValueError(f"input_order must be 'rgb' or 'bgr', got {self.input_order!r}")
+
+    @property
+    def template_cells(self) -> int:
+        """Template feature cells (8 x 8 for a 128 px template): the correlation's channels."""
+        return (self.template_size // 16) ** 2
+
+    @property
+    def channels(self) -> int:
+        """Channels of the backbone's embedding (what feature distillation compares)."""
+        return self.blocks[-1][2]
+
+    def scaled(self, width: float) -> "CentreModelConfig":
+        """The backbone's channels times ``width`` (rounded to multiples of 8); fusion and head stay."""
+        ch = _channel_scaler(width)
+        return replace(self, stem=ch(self.stem), blocks=_scaled_blocks(self.blocks, ch))
+
+    def loop_overrides(self) -> dict[str, Any]:
+        """The crop geometry a tracking loop must use with this network."""
+        return {"exemplar_size": self.template_size, "instance_size": self.search_size,
+                "template_factor": self.template_factor, "search_factor": self.search_factor}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CentreModelConfig":
         return _from_dict(cls, data)
 
 
@@ -143,6 +242,12 @@ class LoopConfig:
     def frame_sizes(self) -> tuple[int, ...]:
         """Search-crop sizes a normal (not lost) frame may use; the first is ``instance_size``."""
         return (self.instance_size,)
+
+    def extents(self, w: float, h: float) -> tuple[float, float]:
+        """(exemplar, search) crop sides in frame px for a w x h target: SiamFC's context rule."""
+        ctx = self.context * (w + h)
+        z_sz = math.sqrt((w + ctx) * (h + ctx))
+        return z_sz, z_sz * self.instance_size / self.exemplar_size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,3 +342,33 @@ class BoxTrackerConfig(LoopConfig):
             raise ValueError(f"confident_size must be 0 or between exemplar_size ({self.exemplar_size}) and instance_size "
                              f"({self.instance_size}), differing from reference_search by a multiple of "
                              f"{self.total_stride}; got {self.confident_size}")
+
+
+@dataclass
+class CentreTrackerConfig(LoopConfig):
+    """Centre-head loop (LightFC): crops of ``factor`` x sqrt(w*h), the score map times a Hann window
+    (``window_influence`` is its exponent: 1 = LightFC, 0 = no window), the best cell's size and
+    offset taken as they are (no penalty, no smoothing), the box clipped to the frame."""
+
+    exemplar_size: int = 128
+    instance_size: int = 256
+    total_stride: int = 16
+    window_influence: float = 1.0
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    clip_margin: float = 2.0     # smallest box side and distance from the far frame edges (LightFC's clip_box)
+
+    searches_per_target: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        self._check_window()
+        for name in ("exemplar_size", "instance_size"):
+            if getattr(self, name) % self.total_stride:
+                raise ValueError(f"{name} must be a multiple of total_stride ({self.total_stride}), got {getattr(self, name)}")
+        if self.template_factor <= 0 or self.search_factor <= 0:
+            raise ValueError(f"template_factor and search_factor must be > 0, got {self.template_factor}, {self.search_factor}")
+
+    def extents(self, w: float, h: float) -> tuple[float, float]:
+        """(template, search) crop sides before LightFC's ceil: factor x sqrt(w*h)."""
+        side = math.sqrt(w * h)
+        return side * self.template_factor, side * self.search_factor

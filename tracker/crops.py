@@ -106,3 +106,33 @@ def crop(frame: np.ndarray, cx: float, cy: float, size: float, out_size: int,
 def mean_colour(frame: np.ndarray) -> tuple[float, float, float]:
     b, g, r, _ = cv2.mean(frame)
     return (b, g, r)
+
+
+def sample_target_into(frame: np.ndarray, x: float, y: float, w: float, h: float, factor: float,
+                       out: np.ndarray) -> int:
+    """LightFC's crop (its ``sample_target``) into ``out`` (S x S x 3 uint8); returns the crop side.
+
+    The centre-head family's models were trained on exactly these crops, so they are reproduced as
+    written: side ``ceil(sqrt(w*h) * factor)``, top-left ``round(x + w/2 - side/2)`` (Python's round,
+    ties to even), zero outside the frame, and one more real column/row zeroed when the crop passes
+    the right/bottom edge (upstream's ``x2 - W + 1``); then cv2.resize (bilinear) to S. A crop wholly
+    outside the frame is all zero (upstream fails there).
+    """
+    side = math.ceil(math.sqrt(w * h) * factor)
+    if not side >= 1:
+        raise ValueError(f"cannot crop around a {w} x {h} box; the box needs a positive area")
+    height, width = frame.shape[:2]
+    x1, y1 = round(x + 0.5 * w - side * 0.5), round(y + 0.5 * h - side * 0.5)
+    left, top = max(x1, 0), max(y1, 0)
+    right, bottom = min(x1 + side, width - 1) if x1 + side >= width else x1 + side, \
+        min(y1 + side, height - 1) if y1 + side >= height else y1 + side
+    if right <= left or bottom <= top:
+        out.fill(0)
+        return side
+    region = frame[top:bottom, left:right]
+    if (left - x1, top - y1, right - left, bottom - top) != (0, 0, side, side):
+        canvas = np.zeros((side, side, 3), np.uint8)
+        canvas[top - y1:bottom - y1, left - x1:right - x1] = region
+        region = canvas
+    cv2.resize(region, (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
+    return side

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import LoopConfig
-from .families import loop_config
+from .families import default_loop_config, loop_config
 from .errors import OutputError
 from .model_zoo import resolve
 from .models import Network, inference_copy
@@ -91,7 +91,7 @@ def _quiet_export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list
 
 
 def _default_config(net: Network) -> LoopConfig:
-    return loop_config(net.config.family, {})
+    return default_loop_config(net.config)
 
 
 def onnx_models(net: Network, config: LoopConfig | None = None, static: int = 0) -> tuple[bytes, bytes]:

@@ -14,7 +14,7 @@ from .config import LoopConfig
 from .engine import resolve_device, resolve_threads
 from .errors import DeviceError
 from .export import onnx_frame_model, onnx_models
-from .families import loop_config
+from .families import default_loop_config
 from .models import Network
 
 CUDA = "CUDAExecutionProvider"
@@ -60,7 +60,7 @@ class OnnxEngine:
                  config: LoopConfig | None = None) -> None:
         self._providers = providers_for(device)
         self.threads = resolve_threads(threads)
-        self._net, self._config = net, config or loop_config(net.config.family, {})
+        self._net, self._config = net, config or default_loop_config(net.config)
         self.backbone, self.head = (self._session(graph) for graph in onnx_models(net, self._config))
         self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")

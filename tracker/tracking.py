@@ -9,7 +9,6 @@ frame) looks for it again.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -58,9 +57,7 @@ class _Target:
     def _set(self, cx: float, cy: float, w: float, h: float) -> None:
         """Move to a centre and size; the exemplar and search extents follow (context around the box)."""
         self.cx, self.cy, self.w, self.h = cx, cy, w, h
-        ctx = self.cfg.context * (w + h)
-        self.z_sz = math.sqrt((w + ctx) * (h + ctx))
-        self.x_sz = self.z_sz * self.cfg.instance_size / self.cfg.exemplar_size
+        self.z_sz, self.x_sz = self.cfg.extents(w, h)
 
     def _geometry(self) -> tuple[float, ...]:
         return self.cx, self.cy, self.w, self.h
@@ -196,7 +193,7 @@ class MultiTracker:
         """Start tracking the object in ``box`` (x, y, w, h) of ``frame``; returns its id."""
         frame = self._check_frame(frame)
         target = _Target(self.config, frame, check_box(box, frame.shape))
-        target.exemplar_into(frame, self._exemplar[0])
+        self.step.exemplar_into(target, frame, self._exemplar[0])
         tid = self._next_id
         self._next_id += 1
         self._kernels[tid] = self._first_kernels[tid] = self.engine.embed(self._exemplar)
@@ -225,7 +222,7 @@ class MultiTracker:
         """Mix the exemplar of this confident frame into the first one, in feature space: the template
         follows slow appearance change but never forgets what it was told to track."""
         w = self.config.template_weight
-        target.exemplar_into(frame, self._exemplar[0])
+        self.step.exemplar_into(target, frame, self._exemplar[0])
         self._kernels[tid] = (1 - w) * self._first_kernels[tid] + w * self.engine.embed(self._exemplar)
         self._batch = None
 

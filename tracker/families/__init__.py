@@ -1,6 +1,6 @@
 """Model families: what differs between them is the network and the step that turns its outputs into a box.
 
-Each family module holds a *step* class (search crops per target, the frame's proposal from the
+Each family module holds a *step* class (the exemplar crop, search crops per target, the frame's proposal from the
 network outputs, the lost-state relocation); the lifecycle that calls it (init/update, lost state,
 batching, backends) is written once in :mod:`tracker.tracking`. A new family adds its network under
 ``tracker/models``, its post-processing under ``tracker/postprocess`` and its step here.
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from ..config import BoxTrackerConfig, LoopConfig, TrackerConfig
+from ..config import BoxTrackerConfig, CentreTrackerConfig, LoopConfig, TrackerConfig
 from .box import BoxStep
+from .centre import CentreStep
 from .siamfc import SiamFCStep
 
-Step = Union[SiamFCStep, BoxStep]
-LOOPS: dict[str, tuple[type, type]] = {"siamfc": (TrackerConfig, SiamFCStep), "box": (BoxTrackerConfig, BoxStep)}
+Step = Union[SiamFCStep, BoxStep, CentreStep]
+LOOPS: dict[str, tuple[type, type]] = {"siamfc": (TrackerConfig, SiamFCStep), "box": (BoxTrackerConfig, BoxStep),
+                                       "centre": (CentreTrackerConfig, CentreStep)}
 
 
 def loop_config(family: str, overrides: dict[str, Any]) -> LoopConfig:
@@ -24,3 +26,14 @@ def loop_config(family: str, overrides: dict[str, Any]) -> LoopConfig:
 
 def build_step(family: str, config: LoopConfig) -> Step:
     return LOOPS[family][1](config)
+
+
+def model_loop_overrides(model_config: Any) -> dict[str, Any]:
+    """Loop fields a network fixes (the centre family's crop sizes and factors); none for the others."""
+    fixed = getattr(model_config, "loop_overrides", None)
+    return fixed() if fixed is not None else {}
+
+
+def default_loop_config(model_config: Any) -> LoopConfig:
+    """The loop config a network runs with when nothing else is asked for."""
+    return loop_config(model_config.family, model_loop_overrides(model_config))

@@ -5,12 +5,13 @@ import numpy as np
 
 from ..config import BoxTrackerConfig
 from ..crops import crop_into
+from .common import ContextExemplar
 from ..postprocess.box import cosine_window, grid_origin, locate_box
 
 Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
 
 
-class BoxStep:
+class BoxStep(ContextExemplar):
     """Per-tracker state: the cosine windows by map size (normal and lost-state crops differ)."""
 
     relative_confidence = False  # the cls softmax is already a probability

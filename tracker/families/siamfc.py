@@ -6,12 +6,13 @@ import numpy as np
 
 from ..config import TrackerConfig
 from ..crops import crop_into
+from .common import ContextExemplar
 from ..postprocess.siamfc import PeakFinder
 
 Proposal = tuple[float, float, float, float, float]  # raw score, cx, cy, w, h
 
 
-class SiamFCStep:
+class SiamFCStep(ContextExemplar):
     """Per-tracker state: the peak finder's window and scratch buffers, the scale factors."""
 
     relative_confidence = True  # raw responses have no fixed scale: confidence is relative to recent peaks

@@ -1,5 +1,6 @@
-"""Checkpoint I/O: our self-describing format (either family) and the importers for third-party weights
-(siamfc-pytorch state dicts here; NanoTrack state dicts and ONNX pairs in :mod:`.nanotrack`).
+"""Checkpoint I/O: our self-describing format (any family) and the importers for third-party weights
+(siamfc-pytorch state dicts here; NanoTrack state dicts and ONNX pairs in :mod:`.nanotrack`; LightFC checkpoints
+and graphs in :mod:`.lightfc`).
 
 Checkpoints are untrusted input: they are read with ``weights_only=True`` (no code runs on load),
 every tensor shape is checked against the architecture before use, and our format carries a
@@ -17,7 +18,8 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import WeightsError
-from . import nanotrack
+from ..families import model_loop_overrides
+from . import lightfc, nanotrack
 from .backbones import ALEXNET_CHANNELS, scaled_channels
 from .network import Network, build_network, model_config
 
@@ -138,7 +140,10 @@ def import_siamfc_pytorch(obj: dict[str, Any], path: Path) -> tuple[ModelConfig,
 
 def _describe(net: Network) -> str:
     c = net.config
-    return f"{c.backbone} (width {c.width})" if c.family == "siamfc" else f"box-regression ({len(c.blocks)} blocks, {c.channels} channels)"
+    if c.family == "siamfc":
+        return f"{c.backbone} (width {c.width})"
+    kind = "box-regression" if c.family == "box" else "centre-head"
+    return f"{kind} ({len(c.blocks)} blocks, {c.channels} channels)"
 
 
 def check_and_load(net: Network, state: dict[str, Any], path: Path) -> None:
@@ -171,6 +176,10 @@ def _is_onnx_pair(source: WeightsSource) -> bool:
 def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """Load our checkpoint (either family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
     pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata)."""
+    folder = lightfc.onnx_folder(source) if isinstance(source, (str, os.PathLike)) else None
+    if folder is not None:
+        net, overrides, metadata = lightfc.import_onnx(folder)
+        return net.eval(), overrides, metadata
     if _is_onnx_pair(source):
         net, overrides, metadata = nanotrack.import_onnx_pair([source] if isinstance(source, (str, os.PathLike)) else source)
         return net.eval(), overrides, metadata
@@ -191,13 +200,17 @@ def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dic
         tracker_overrides, metadata = {}, {"source": "siamfc-pytorch", "path": str(path)}
     elif nanotrack.is_nanotrack_state_dict(obj):
         config, state, tracker_overrides, metadata = nanotrack.import_state_dict(obj, path)
+    elif lightfc.is_official_checkpoint(obj):
+        config, state = lightfc.import_official(obj, path)
+        tracker_overrides, metadata = {}, {"source": "lightfc-checkpoint", "path": str(path), "name": "lightfc"}
     else:
         keys = ", ".join(list(obj)[:3]) if isinstance(obj, dict) else type(obj).__name__
         raise WeightsError(f"{path} is neither a siamtrack checkpoint nor a siamfc-pytorch or NanoTrack state dict (found {keys}); "
-                           f"expected 'format': '{FORMAT}', keys backbone.conv1.0.weight ... or backbone.features.* + ban_head.*")
+                           f"expected 'format': '{FORMAT}', keys backbone.conv1.0.weight ..., backbone.features.* + ban_head.*, "
+                           f"or LightFC's official checkpoint (key 'net')")
     try:
         net = build_network(config)
     except ValueError as exc:
         raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
     check_and_load(net, state, path)
-    return net.eval(), tracker_overrides, metadata
+    return net.eval(), {**model_loop_overrides(config), **tracker_overrides}, metadata

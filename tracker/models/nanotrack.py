@@ -10,18 +10,16 @@ Each version brings its published tracking-loop parameters as the checkpoint's l
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-from torch import nn
 
 from ..config import NANOTRACK_BLOCKS, BoxModelConfig
 from ..errors import WeightsError
 from .box_siamese import BoxSiameseNet
+from .onnx_import import call_order, fits, load_folded, onnx_layers
 
 # MobileNetV3-small's (h-swish, stride) per block: not in the weights, fixed by the architecture.
 _ACT_STRIDE = ((False, 2), (False, 2), (False, 1), (True, 2), (True, 1), (True, 1), (True, 1), (True, 1), (True, 1))
@@ -150,92 +148,6 @@ def import_state_dict(obj: dict[str, Any], path: Path) -> tuple[BoxModelConfig, 
 # The ONNX pair of cv2.TrackerNano
 
 
-def _onnx_layers(path: Path) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray | None, int]]]:
-    """(number of graph inputs, [(op, weight, bias, groups)] of every Conv/Gemm with constant weights, in order)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises its own types for foreign bytes
-        raise WeightsError(f"cannot read {path} as an ONNX model ({type(exc).__name__}); pass NanoTrack's backbone and head .onnx files") from None
-    graph = model.graph
-    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    layers = []
-    for node in graph.node:
-        if node.op_type in ("Conv", "Gemm") and len(node.input) > 1 and node.input[1] in consts:
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            weight = consts[node.input[1]]
-            if node.op_type == "Gemm" and not attrs.get("transB", 0):
-                weight = weight.T
-            bias = consts.get(node.input[2]) if len(node.input) > 2 else None
-            layers.append((node.op_type, weight, bias, int(attrs.get("group", 1))))
-    inputs = {i.name for i in graph.input} - set(consts)
-    return len(inputs), layers
-
-
-def _call_order(net: BoxSiameseNet) -> tuple[list[nn.Module], list[nn.Module]]:
-    """Conv2d/Linear layers in the order one embed (search crop) and one head call run them."""
-    order: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m))
-             for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            z = net.embed(torch.zeros(1, 3, 127, 127))
-            order.clear()
-            x = net.embed(torch.zeros(1, 3, 255, 255))
-            backbone = list(order)
-            order.clear()
-            net.outputs(z, x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return backbone, list(order)
-
-
-def _fits(modules: Sequence[nn.Module], layers: Sequence[tuple[str, np.ndarray, Any, int]]) -> bool:
-    if len(modules) != len(layers):
-        return False
-    for m, (op, w, _, groups) in zip(modules, layers):
-        if (op == "Conv") != isinstance(m, nn.Conv2d) or tuple(m.weight.shape) != w.shape:
-            return False
-        if isinstance(m, nn.Conv2d) and m.groups != groups:
-            return False
-    return True
-
-
-def _batchnorm_after(net: nn.Module) -> dict[nn.Module, nn.BatchNorm2d]:
-    pairs = {}
-    for seq in net.modules():
-        if isinstance(seq, nn.Sequential):
-            layers = list(seq)
-            for a, b in zip(layers, layers[1:]):
-                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
-                    pairs[a] = b
-    return pairs
-
-
-@torch.no_grad()
-def _load_folded(net: BoxSiameseNet, modules: Sequence[nn.Module], layers: Sequence[tuple[str, np.ndarray, Any, int]]) -> None:
-    """Put folded (Conv+BN) weights into an unfolded net: conv <- weight, its BN <- identity + bias."""
-    after = _batchnorm_after(net)
-    for m, (_, w, b, _) in zip(modules, layers):
-        m.weight.copy_(torch.from_numpy(np.array(w, np.float32)))
-        bias = torch.from_numpy(np.array(b, np.float32)) if b is not None else torch.zeros(m.weight.shape[0])
-        bn = after.get(m)
-        if bn is not None:
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0)
-            bn.weight.fill_(math.sqrt(1.0 + bn.eps))
-            bn.bias.copy_(bias)
-            if m.bias is not None:
-                m.bias.zero_()
-        elif m.bias is not None:
-            m.bias.copy_(bias)
-
-
 def onnx_pair(paths: Sequence[str | Path]) -> list[Path]:
     """The two files of an ONNX pair from a folder or two paths (errors say what was found)."""
     found = [Path(p) for p in paths]
@@ -259,7 +171,7 @@ def import_onnx_pair(paths: Sequence[str | Path]) -> tuple[BoxSiameseNet, dict[s
     files = onnx_pair(paths)
     graphs = {}
     for p in files:
-        n_inputs, layers = _onnx_layers(p)
+        n_inputs, layers = onnx_layers(p, "pass NanoTrack's backbone and head .onnx files")
         role = "backbone" if n_inputs == 1 else "head" if n_inputs == 2 else None
         if role is None or role in graphs:
             raise WeightsError(f"{p} has {n_inputs} inputs; expected one backbone graph (1 input) and one head graph (2 inputs)")
@@ -268,10 +180,10 @@ def import_onnx_pair(paths: Sequence[str | Path]) -> tuple[BoxSiameseNet, dict[s
         raise WeightsError(f"{files[0]} and {files[1]} are not a backbone + head pair")
     for version, config in PRESETS.items():
         net = BoxSiameseNet(config).eval()
-        backbone, head = _call_order(net)
-        if _fits(backbone, graphs["backbone"][1]) and _fits(head, graphs["head"][1]):
-            _load_folded(net, backbone, graphs["backbone"][1])
-            _load_folded(net, head, graphs["head"][1])
+        backbone, head = call_order(net, 127, 255)
+        if fits(backbone, graphs["backbone"][1]) and fits(head, graphs["head"][1]):
+            load_folded(net, backbone, graphs["backbone"][1])
+            load_folded(net, head, graphs["head"][1])
             overrides, metadata = _provenance(version, ",".join(str(p) for p in files))
             return net, overrides, metadata
     raise WeightsError(f"{files[0]} + {files[1]}: the graphs' layers match none of the NanoTrack v1/v2/v3 architectures; "

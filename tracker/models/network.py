@@ -7,14 +7,16 @@ from typing import Any, Union
 
 import torch
 
-from ..config import BoxModelConfig, ModelConfig
+from ..config import BoxModelConfig, CentreModelConfig, ModelConfig
 from .backbones import fuse_conv_bn
 from .box_siamese import BoxSiameseNet
+from .centre import CentreSiameseNet
 from .siamese import SiameseNet
 
-Network = Union[SiameseNet, BoxSiameseNet]
-ModelConfigs = Union[ModelConfig, BoxModelConfig]
-NETWORKS: dict[str, tuple[type, type]] = {"siamfc": (ModelConfig, SiameseNet), "box": (BoxModelConfig, BoxSiameseNet)}
+Network = Union[SiameseNet, BoxSiameseNet, CentreSiameseNet]
+ModelConfigs = Union[ModelConfig, BoxModelConfig, CentreModelConfig]
+NETWORKS: dict[str, tuple[type, type]] = {"siamfc": (ModelConfig, SiameseNet), "box": (BoxModelConfig, BoxSiameseNet),
+                                          "centre": (CentreModelConfig, CentreSiameseNet)}
 
 
 def model_config(family: str, data: dict[str, Any]) -> ModelConfigs:
@@ -39,9 +41,13 @@ def inference_copy(net: Network, input_order: str = "bgr") -> Network:
     if input_order not in ("rgb", "bgr"):
         raise ValueError(f"input_order must be 'rgb' or 'bgr', got {input_order!r}")
     if input_order != out.config.input_order:
-        first = out.backbone.first_conv()
-        with torch.no_grad():
-            first.weight.copy_(first.weight.flip(1))
+        flip = getattr(out, "flip_input_channels", None)  # a net that normalises its input flips that too
+        if flip is not None:
+            flip()
+        else:
+            first = out.backbone.first_conv()
+            with torch.no_grad():
+                first.weight.copy_(first.weight.flip(1))
         out.config = replace(out.config, input_order=input_order)
     for p in out.parameters():
         p.requires_grad_(False)

@@ -1,0 +1,66 @@
+"""Centre-head step (LightFC): LightFC's crops, the windowed score peak's size and offset, the box clipped.
+
+The target's geometry lives in the shared lifecycle (centre cx = x + (w - 1) / 2); the step converts
+to LightFC's (x, y, w, h) at its edges, so a model of this family tracks exactly as LightFC's own loop.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import CentreTrackerConfig
+from ..crops import sample_target_into
+from ..postprocess.centre import decode_centre, hann_window, locate_centre
+
+Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
+
+
+def _state(target) -> tuple[float, float, float, float]:
+    """LightFC's box (x, y, w, h) of a target."""
+    return target.cx - (target.w - 1) / 2, target.cy - (target.h - 1) / 2, target.w, target.h
+
+
+class CentreStep:
+    """Per-tracker state: the Hann windows by map size."""
+
+    relative_confidence = False  # the score map is a probability: the peak's raw value is the confidence
+
+    def __init__(self, cfg: CentreTrackerConfig) -> None:
+        self.cfg = cfg
+        self._windows: dict[int, np.ndarray] = {}
+        maps = np.full((2, 2, 2), 0.5, np.float32)
+        decode_centre(maps[0], maps, maps, self._window(2), 32, 64, 0.0, 0.0, 8.0, 8.0, 64, 64, 2.0)  # JIT warm-up
+        locate_centre(maps[0], maps, 16.0)
+
+    def _window(self, n: int) -> np.ndarray:
+        window = self._windows.get(n)
+        if window is None:
+            window = self._windows[n] = hann_window(n, self.cfg.window_influence)
+        return window
+
+    def search_size(self, target) -> int:
+        return self.cfg.instance_size
+
+    def exemplar_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
+        sample_target_into(frame, *_state(target), self.cfg.template_factor, out)
+
+    def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
+        sample_target_into(frame, *_state(target), self.cfg.search_factor, out[0])
+
+    def propose(self, target, outputs: tuple[np.ndarray, ...], size: int) -> Proposal:
+        """Peak of score x window -> its cell's size and offset -> the box around the previous centre, clipped."""
+        cfg = self.cfg
+        score, box_size, offset = outputs[0][0], outputs[1][0], outputs[2][0]
+        x, y, w, h = _state(target)
+        side = math.ceil(math.sqrt(w * h) * cfg.search_factor)  # the crop search_into made
+        height, width = target.frame_shape
+        raw, x, y, w, h = decode_centre(score[0], box_size, offset, self._window(score.shape[1]), size, side,
+                                        x, y, w, h, height, width, cfg.clip_margin)
+        return raw, x + (w - 1) / 2, y + (h - 1) / 2, w, h
+
+    def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
+        """Unwindowed peak of a lost-state crop (``out_size`` px over ``crop_px`` frame px, centred on the target)."""
+        raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride))
+        scale = crop_px / out_size
+        return raw, target.cx + (u - out_size / 2) * scale, target.cy + (v - out_size / 2) * scale

@@ -7,6 +7,7 @@ torchvision-layout MobileNetV2). Only the comparison with the stored reference b
 """
 from __future__ import annotations
 
+import json
 import math
 
 import cv2
@@ -373,3 +374,28 @@ def test_broken_lightfc_folders_are_one_line(tmp_path):
     with pytest.raises(WeightsError, match="cannot read .*lightfc_track.onnx as an ONNX model") as err:
         SiamTracker(str(tmp_path / "lightfc_track.onnx"), device="cpu")
     assert "\n" not in str(err.value)
+
+
+def test_bench_runs_lightfc_as_a_peer(tmp_path, capsys):
+    from itertools import islice
+
+    from tracker.cli import main
+    from tracker.datasets import load_dataset, write_sequence
+    folder = lightfc_dir()
+    (seq,) = load_dataset(SHARED / "data" / "sequences", names=["Crossing"])
+    write_sequence(tmp_path / "seqs" / "clip", islice(seq.frames(), 10), seq.boxes[:10])
+    out = tmp_path / "out"
+    assert main(["bench", str(tmp_path / "seqs"), "--trackers", "lightfc,kcf", "--out", str(out), "--no-progress",
+                 "--lightfc-dir", str(folder)]) == 0
+    results = json.loads((out / "results.json").read_text())["trackers"]
+    assert results["lightfc"]["status"] == "ok" and results["lightfc"]["auc"] > 0.6, results["lightfc"]
+    boxes = np.loadtxt(out / "boxes" / "lightfc" / "clip.txt", delimiter=",", usecols=(0, 1, 2, 3))
+    (clip,) = load_dataset(tmp_path / "seqs")  # the clip as written (re-encoded), tracked directly
+    frames = list(clip.frames())
+    tracker = SiamTracker(str(folder), device="cpu")
+    tracker.init(frames[0], clip.boxes[0])
+    direct = [clip.boxes[0]] + [tracker.update(f).box for f in frames[1:]]
+    np.testing.assert_allclose(boxes, direct, atol=1e-3)
+    assert main(["bench", str(tmp_path / "seqs"), "--trackers", "lightfc,kcf", "--out", str(tmp_path / "o2"),
+                 "--no-progress"]) == 0
+    assert "lightfc (not run: pass --lightfc-dir FOLDER (the folder with lightfc_template.onnx" in capsys.readouterr().out

@@ -53,6 +53,8 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder with lighttrack_*.onnx (for the lighttrack peers)")
     p.add_argument("--fear-dir", type=Path, default=SHARED / "reference" / "fear_xs",
                    help="folder with fear_xs_*.onnx (for the fear peers)")
+    p.add_argument("--lightfc-dir", type=Path, default=SHARED / "reference" / "lightfc",
+                   help="folder with LightFC's graphs (for the lightfc peer)")
     p.add_argument("--device", default="cpu", help="siamtrack's device: cpu, cuda, cuda:N or auto (the peers run on CPU)")
     p.add_argument("--memory-frames", type=int, default=0, help="also run the first model this many frames and track RSS")
     p.add_argument("--json", type=Path, default=Path("speed.json"), help="JSON report path")
@@ -65,7 +67,8 @@ def options_from(args: argparse.Namespace) -> SpeedOptions:
                         regimes=args.regimes, backends=tuple(args.backends or ("onnxruntime",)),
                         targets=tuple(args.targets), multi_frames=args.multi_frames,
                         peers=PeerOptions(args.nano_backbone, args.nano_neckhead, device=args.device,
-                                          lighttrack_dir=args.lighttrack_dir, fear_dir=args.fear_dir),
+                                          lighttrack_dir=args.lighttrack_dir, fear_dir=args.fear_dir,
+                                          lightfc_dir=args.lightfc_dir),
                         memory_frames=args.memory_frames, device=args.device)
 
 

@@ -84,7 +84,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                                    "layout; for a split spanning several folders, their parent (e.g. ../shared/data)")
     p.add_argument("--trackers", default="siamtrack,csrt,kcf",
                    help="comma-separated: siamtrack[:WEIGHTS][@key=value,...], csrt, kcf, mil, nanotrack, vit, "
-                        "lighttrack, lighttrack_vot, fear, fear_smooth")
+                        "lighttrack, lighttrack_vot, fear, fear_smooth, lightfc")
     p.add_argument("--baseline", metavar="TRACKER",
                    help="the tracker (as results.md names it) every other one is compared with: mean paired "
                         "per-sequence difference of AUC and P@20 with a bootstrap 95%% interval "
@@ -109,6 +109,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                         "(for the lighttrack peers)")
     p.add_argument("--fear-dir", metavar="FOLDER",
                    help="folder with fear_xs_template.onnx, fear_xs_track.onnx (for the fear peers)")
+    p.add_argument("--lightfc-dir", metavar="FOLDER",
+                   help="folder with lightfc_template.onnx, lightfc_track.onnx, lightfc_weights.bin (for the lightfc peer)")
     p.add_argument("--device", default="auto", help="device for siamtrack trackers: auto, cpu, cuda or cuda:N")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend for siamtrack trackers (auto: onnxruntime on CPU, torch on GPU)")
@@ -130,7 +132,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         raise SiamTrackError(f"--workers must be at least 1, got {args.workers}")
     path = lambda v: Path(v) if v else None  # noqa: E731
     peers = PeerOptions(path(args.nano_backbone), path(args.nano_neckhead), path(args.vit_model), args.device,
-                        args.backend, lighttrack_dir=path(args.lighttrack_dir), fear_dir=path(args.fear_dir))
+                        args.backend, lighttrack_dir=path(args.lighttrack_dir), fear_dir=path(args.fear_dir),
+                        lightfc_dir=path(args.lightfc_dir))
     names = [n for n in args.sequences.split(",") if n] if args.sequences else None
     if args.speed:
         from .evaluation.speed import bench_speed

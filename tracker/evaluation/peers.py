@@ -4,7 +4,9 @@ Names: ``siamtrack`` (the default shipped model), ``siamtrack:WEIGHTS`` (a shipp
 checkpoint path), either followed by ``@key=value,...`` loop-config overrides (e.g.
 ``siamtrack@scale_num=1``); ``csrt``, ``kcf``, ``mil`` (OpenCV contrib), ``nanotrack`` and ``vit``
 (OpenCV DNN trackers; need their ONNX model paths); ``lighttrack``, ``lighttrack_vot``, ``fear`` and
-``fear_smooth`` (upstream loops ported onto ONNX graphs, see onnx_peers; need the folder of their files).
+``fear_smooth`` (upstream loops ported onto ONNX graphs, see onnx_peers; need the folder of their files);
+``lightfc`` (LightFC's deployment graphs run by siamtrack's centre-head family, whose loop is LightFC's; needs
+``--lightfc-dir``).
 A peer that cannot run becomes a spec with ``error`` set, reported as "not run: why" instead of being dropped.
 
 Factories are picklable (``functools.partial`` of module-level classes) so worker processes can
@@ -45,6 +47,7 @@ class PeerOptions:
     backend: str = "auto"
     lighttrack_dir: Path | None = None
     fear_dir: Path | None = None
+    lightfc_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,11 @@ def _overrides(text: str) -> dict[str, Any]:
 
 
 def weights_digest(path: Path) -> str:
-    """sha256 of a weights file, or of the sorted .onnx files of an ONNX-pair folder."""
+    """sha256 of a weights file, or of the sorted model files (.onnx and their external .bin) of a folder."""
     if not path.is_dir():
         return file_sha256(path)
-    return hashlib.sha256("".join(file_sha256(p) for p in sorted(path.glob("*.onnx"))).encode()).hexdigest()
+    files = sorted(p for p in path.iterdir() if p.suffix in (".onnx", ".bin"))
+    return hashlib.sha256("".join(file_sha256(p) for p in files).encode()).hexdigest()
 
 
 def siamtrack_label(weights: str | None, extra: str) -> str:
@@ -175,18 +179,13 @@ def siamtrack_label(weights: str | None, extra: str) -> str:
     return label + (f"@{extra}" if extra else "")
 
 
-def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
-    head, _, extra = spec.partition("@")
-    weights = head.partition(":")[2] or None
-    name = siamtrack_label(weights, extra)
-    try:
-        overrides = _overrides(extra)  # checked against the model's own loop config when probed below
-    except (SiamTrackError, ValueError, TypeError) as exc:
-        return TrackerSpec(name, None, f"not run: {exc}")
+def _siamtrack_run(name: str, weights: str | None, overrides: dict[str, Any], options: PeerOptions) -> TrackerSpec:
+    """A spec whose factory builds SiamTracker(weights, **overrides) on one thread, probed once here so a
+    bad checkpoint is reported before any worker starts."""
     factory = functools.partial(SiamTracker, weights, device=options.device, backend=options.backend, threads=1,
                                 **overrides)
     try:
-        probe = factory()  # load once here so a bad checkpoint is reported before any worker starts
+        probe = factory()
     except (SiamTrackError, ValueError) as exc:
         return TrackerSpec(name, None, f"not run: {exc}")
     models = shipped_models()
@@ -194,6 +193,25 @@ def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
     digest = weights_digest(models[key].path if key in models else Path(key))
     config = json.dumps(probe.config.to_dict(), sort_keys=True)
     return TrackerSpec(name, factory, identity=f"siamtrack {digest} {options.backend}/{options.device} {config}")
+
+
+def _siamtrack_spec(spec: str, options: PeerOptions) -> TrackerSpec:
+    head, _, extra = spec.partition("@")
+    weights = head.partition(":")[2] or None
+    name = siamtrack_label(weights, extra)
+    try:
+        overrides = _overrides(extra)  # checked against the model's own loop config when probed
+    except (SiamTrackError, ValueError, TypeError) as exc:
+        return TrackerSpec(name, None, f"not run: {exc}")
+    return _siamtrack_run(name, weights, overrides, options)
+
+
+def _lightfc_spec(options: PeerOptions) -> TrackerSpec:
+    """LightFC's graphs on siamtrack's engine and centre-head loop (boxes equal to LightFC's own loop's)."""
+    if options.lightfc_dir is None:
+        return TrackerSpec("lightfc", None, "not run: pass --lightfc-dir FOLDER (the folder with lightfc_template.onnx, "
+                                            "lightfc_track.onnx and lightfc_weights.bin)")
+    return _siamtrack_run("lightfc", str(options.lightfc_dir), {}, options)
 
 
 def _split_names(names: str) -> list[str]:
@@ -220,9 +238,11 @@ def parse_trackers(names: str | list[str], options: PeerOptions = PeerOptions())
             spec = _opencv_spec(item.lower(), options)
         elif item.lower() in ONNX_PEERS:
             spec = _onnx_spec(item.lower(), options)
+        elif item.lower() == "lightfc":
+            spec = _lightfc_spec(options)
         else:
             raise SiamTrackError(f"unknown tracker {item!r}; choose siamtrack[:WEIGHTS][@key=value] or one of "
-                                 f"{', '.join((*OPENCV_PEERS, *ONNX_PEERS))}")
+                                 f"{', '.join((*OPENCV_PEERS, *ONNX_PEERS, 'lightfc'))}")
         if any(s.name == spec.name for s in specs):
             raise SiamTrackError(f"tracker {spec.name!r} is listed twice; give each tracker once")
         specs.append(spec)

@@ -33,6 +33,7 @@ from tracker.models.nanotrack import PRESETS
 from tracker.models.prune import narrow_box_net
 from tracker.synthetic import demo_clip
 from tracker.training.box_train import BoxTraining
+from tracker.training.centre_train import CentreTraining
 from tracker.training.data import collate
 from tracker.models.checkpoints import read_file, weights_digest
 from tracker.training.config import FAMILY_NAMES, add_train_arguments, setup_from_args
@@ -44,7 +45,10 @@ SIZES = ["--cache-exemplar-size", "87",
 # per family: a tiny net and crops it can take (box: 63 px exemplars = 4 x 4 feature cells, 7 x 7 maps)
 FAMILY = {"siamfc": ["--width", "0.1", *SIZES],
           "box": ["--family", "box", "--box-width", "0.25", "--cache-exemplar-size", "63",
-                  "--cache-instance-size", "127", "--cache-patch-size", "159", "--cache-frame-step", "1"]}
+                  "--cache-instance-size", "127", "--cache-patch-size", "159", "--cache-frame-step", "1"],
+          "centre": ["--family", "centre", "--cache-crop", "area", "--centre-width", "0.25", "--centre-repeats",
+                     "1,1,1,1,1", "--centre-head-channels", "32", "--centre-head-depth", "2", "--cache-exemplar-size",
+                     "64", "--cache-instance-size", "128", "--cache-patch-size", "160", "--cache-frame-step", "1"]}
 
 
 @pytest.fixture(scope="module")
@@ -417,3 +421,67 @@ def test_init_and_teacher_must_be_of_the_students_family(data, tmp_path):
     for option in ("--init", "--teacher"):
         with pytest.raises(SiamTrackError, match=f"{option} .* is a siamfc network but --family is box"):
             Trainer(setup_of(tiny_args(data, tmp_path, "mixed", option, str(siamfc), family="box"))[0])
+
+
+# ---- centre family ---------------------------------------------------------------------------------
+
+
+def centre_loss_on(net, setup, batch):
+    """The centre loss of ``net`` (eval mode, no teacher) on a fixed batch of pairs."""
+    z, x, boxes, pos = batch
+    with torch.no_grad():
+        maps = net.eval()(to_input(z, torch.device("cpu"), "rgb"), to_input(x, torch.device("cpu"), "rgb"))
+        loss, _ = CentreTraining(setup).loss(maps, (None,) * 4, None, torch.from_numpy(boxes), torch.from_numpy(pos), 16)
+    return float(loss)
+
+
+def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, tmp_path):
+    argv = ["--sequences", str(clips), "--split", "", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--epochs", "4", "--pairs-per-epoch", "128", "--batch-size", "8", "--threads", "1", "--progress", "false",
+            "--optimizer", "adamw", "--lr", "3e-3", "--lr-end", "1e-3", *FAMILY["centre"], "--centre-width", "0.5"]
+    out = run_in_process(argv)
+    setup, _ = setup_of(argv)
+    held_out = load_data(setup, 0)
+    held_out.set_epoch(1000)
+    batch = collate([held_out[i] for i in range(48)])
+    losses = [centre_loss_on(fresh_net(setup), setup, batch)] + [
+        centre_loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch) for e in (1, 4)]
+    assert losses[0] > losses[1] > losses[2]
+    net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
+    assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)
+    assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0}
+    clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
+    frames = list(clip)
+    save_checkpoint(fresh_net(setup), tmp_path / "fresh.pth", tracker_config=overrides)
+    overlap = {}
+    for name, path in (("fresh", tmp_path / "fresh.pth"), ("trained", out / "epoch_004.pth")):
+        tracker = SiamTracker(str(path), device="cpu")
+        tracker.init(frames[0], clip.truth(0))
+        boxes = np.array([tracker.update(f).box for f in frames[1:6]])
+        assert np.isfinite(boxes).all()
+        overlap[name] = iou(boxes, clip.boxes[1:6]).mean()
+    assert overlap["trained"] > max(0.2, overlap["fresh"] + 0.1), overlap
+
+
+def test_centre_distillation_from_a_wider_teacher(data, tmp_path):
+    teacher = run_in_process(tiny_args(data, tmp_path, "teacher", "--epochs", "1", "--centre-width", "0.5",
+                                       family="centre"))
+    setup, _ = setup_of(tiny_args(data, tmp_path, "student", "--epochs", "1", "--teacher",
+                                  str(teacher / "epoch_001.pth"), family="centre"))
+    trainer = Trainer(setup)
+    assert (trainer.model.adapter.in_channels, trainer.model.adapter.out_channels) == (24, 48)
+    batch = collate([trainer.dataset[i] for i in range(4)])
+    loss, parts = trainer.loss(batch)
+    assert set(parts) == {"score", "box", "l1", "distill_score", "distill_box", "distill_feature"} and torch.isfinite(loss)
+    assert all(p.grad is None for p in trainer.teacher.net.parameters()) and not trainer.teacher.net.training
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--family", "centre"], "--family centre trains on LightFC's crops: pass --cache-crop area"),
+    (["--family", "box", "--centre-head-depth", "2"], "not used by --family box: --centre-head-depth"),
+    (["--family", "centre", "--cache-crop", "area", "--centre-repeats", "1,2"], "--centre-repeats must be 5 counts")])
+def test_centre_options_are_checked(data, tmp_path, extra, message):
+    argv = ["--sequences", str(data[0]), "--split", "", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
+            "--progress", "false", *extra]
+    with pytest.raises(SiamTrackError, match=re.escape(message)):
+        Trainer(setup_of(argv)[0])

@@ -116,10 +116,6 @@ class CentreHead(nn.Module):
         size = torch.clamp(torch.sigmoid(self.size(fused)), SCORE_CLAMP, 1 - SCORE_CLAMP)
         return score, size, self.offset(fused)
 
-    def logits(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The towers' raw outputs (training: focal loss on score logits, no clamp in the gradient)."""
-        return self.score(fused), self.size(fused), self.offset(fused)
-
 
 class CentreSiameseNet(nn.Module):
     """Both crops go through the same backbone module, so their weights are shared by construction."""

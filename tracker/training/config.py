@@ -12,12 +12,14 @@ from typing import Any
 from ..errors import SiamTrackError
 from ..models.nanotrack import PRESETS
 from .augment import AugmentConfig
+from ..config import CentreModelConfig, mobilenet_v2_blocks
 from .box_losses import BoxLossConfig
+from .centre_losses import CentreLossConfig
 from .box_targets import BoxTargetConfig
 from .data import CacheConfig, PairConfig
 from .options import add_arguments, flag, from_args, given, opt
 
-FAMILY_NAMES = ("siamfc", "box")
+FAMILY_NAMES = ("siamfc", "box", "centre")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class TrainConfig:
     """Training run: data, model, losses, optimiser, schedule, output."""
 
     family: str = opt("siamfc", "network family: siamfc (AlexNet response map) | box (NanoTrack-style box "
-                                "regression; its own options are --box-*)")
+                                "regression; its own options are --box-*) | centre (LightFC-style centre head; "
+                                "--centre-*, with --cache-crop area)")
     sequences: str = opt("", "folder of training sequences (our video layout, OTB or GOT-10k; '' = none)")
     split: str = opt("train", "split of tracker/splits.json to train on (train, train2, or training over both folders "
                               "given their parent; '' = every sequence in the folder); validation splits are refused")
@@ -101,6 +104,39 @@ class BoxArchConfig:
                          "then works on (0 = the preset's: none)")
 
 
+LIGHTFC_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))  # MobileNetV2 t, c, n, s
+
+
+@dataclass(frozen=True)
+class CentreArchConfig:
+    """Centre-family student from scratch: LightFC's architecture, or a smaller one on its skeleton."""
+
+    width: float = opt(1.0, "backbone channel multiplier (0.5 = half-width stem and blocks; rounded to 8s)")
+    repeats: str = opt("1,2,3,4,3", "blocks per MobileNetV2 stage (LightFC: 1,2,3,4,3; fewer = a shallower backbone)")
+    expansion: int = opt(6, "inverted-residual expansion of the stages after the first (LightFC: 6)")
+    fusion_channels: int = opt(96, "channels of the adjusted correlation concatenated to the search features")
+    head_channels: int = opt(256, "width of each tower's first conv (LightFC: 256; later ones halve it)")
+    head_depth: int = opt(3, "3x3 convs after each tower's first (LightFC: 3)")
+
+    def model_config(self, template_size: int, search_size: int, template_factor: float,
+                     search_factor: float) -> CentreModelConfig:
+        try:
+            repeats = [int(r) for r in self.repeats.split(",")]
+        except ValueError:
+            raise SiamTrackError(f"--centre-repeats must be 5 comma-separated counts, got {self.repeats!r}") from None
+        if len(repeats) != len(LIGHTFC_STAGES) or min(repeats) < 1:
+            raise SiamTrackError(f"--centre-repeats must be 5 counts of at least 1 (LightFC: 1,2,3,4,3), got {self.repeats!r}")
+        stages = tuple((t if i == 0 else self.expansion, c, n, s) for i, ((t, c, _, s), n) in enumerate(zip(LIGHTFC_STAGES, repeats)))
+        try:
+            config = CentreModelConfig(blocks=mobilenet_v2_blocks(stages), fusion_channels=self.fusion_channels,
+                                       head_channels=self.head_channels, head_depth=self.head_depth,
+                                       template_size=template_size, search_size=search_size,
+                                       template_factor=template_factor, search_factor=search_factor)
+            return config.scaled(self.width) if self.width != 1.0 else config
+        except ValueError as exc:
+            raise SiamTrackError(f"invalid centre student: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Setup:
     """Everything a run needs, grouped so the CLI and tools/train.py build it the same way."""
@@ -112,6 +148,8 @@ class Setup:
     box_arch: BoxArchConfig = BoxArchConfig()
     box_loss: BoxLossConfig = BoxLossConfig()
     box_labels: BoxTargetConfig = BoxTargetConfig()
+    centre_arch: CentreArchConfig = CentreArchConfig()
+    centre_loss: CentreLossConfig = CentreLossConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,8 +163,11 @@ FAMILY_FIELDS = {"siamfc": ("width", "head", "dropout", "dropout_after", "logist
 BOX_GROUPS = (("box", BoxArchConfig, "box family: architecture"), ("box", BoxLossConfig, "box family: losses"),
               ("box", BoxTargetConfig, "box family: labels"))
 
+CENTRE_GROUPS = (("centre", CentreArchConfig, "centre family: architecture"),
+                 ("centre", CentreLossConfig, "centre family: losses"))
+
 GROUPS = (("", TrainConfig, "training"), ("pair", PairConfig, "pair sampling"),
-          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"), *BOX_GROUPS)
+          ("aug", AugmentConfig, "augmentation"), ("cache", CacheConfig, "patch cache"), *BOX_GROUPS, *CENTRE_GROUPS)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,8 +183,9 @@ def _other_family_options(args: argparse.Namespace, family: str) -> list[str]:
     on_line = given(args, TrainConfig)
     stray = [flag("", name) for other, names in FAMILY_FIELDS.items() if other != family
              for name in names if name in on_line]
-    if family != "box":
-        stray += [flag(prefix, name) for prefix, cls, _ in BOX_GROUPS for name in given(args, cls, prefix)]
+    for owner, groups in (("box", BOX_GROUPS), ("centre", CENTRE_GROUPS)):
+        if family != owner:
+            stray += [flag(prefix, name) for prefix, cls, _ in groups for name in given(args, cls, prefix)]
     return stray
 
 

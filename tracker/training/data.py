@@ -40,10 +40,19 @@ class CacheConfig:
     frame_step: int = opt(2, "cache every k-th frame of a video")
     exemplar_size: int = opt(127, "exemplar crop side fed to the network, pixels")
     instance_size: int = opt(255, "search crop side fed to the network, pixels (patches are stored at this scale)")
-    context: float = opt(0.5, "context margin around the box, as in the tracker")
+    context: float = opt(0.5, "context margin around the box, as in the tracker (crop 'context')")
+    crop: str = opt("context", "crop geometry: context (SiamFC's: search side sqrt((w+p)(h+p)) x instance/exemplar, "
+                               "p = context (w+h), mean-colour border; the siamfc and box families) | area (LightFC's: "
+                               "search side search_factor x sqrt(w h), zero border; the centre family)")
+    search_factor: float = opt(4.0, "crop 'area': search side over sqrt(w h); the exemplar shows exemplar/instance "
+                                    "of it (128/256: 2 x sqrt(w h), LightFC's template)")
     min_size: float = opt(4.0, "box filter: smallest side in frame pixels")
     max_aspect: float = opt(6.0, "box filter: largest long/short side ratio")
     max_area: float = opt(0.9, "box filter: largest fraction of the frame area")
+
+    def __post_init__(self) -> None:
+        if self.crop not in ("context", "area"):
+            raise ValueError(f"crop must be 'context' or 'area', got {self.crop!r}")
 
 
 def training_sequences(folder: str, split: str, extra_folders: Iterable[str] = (),
@@ -98,7 +107,9 @@ def box_ok(box: np.ndarray, frame_shape: tuple[int, ...], cfg: CacheConfig) -> b
 
 
 def search_side(w: float, h: float, cfg: CacheConfig) -> float:
-    """Side in frame pixels of the 255 search crop for a w x h target (the tracker's geometry)."""
+    """Side in frame pixels of the search crop for a w x h target (the tracker's geometry)."""
+    if cfg.crop == "area":
+        return cfg.search_factor * math.sqrt(w * h)
     ctx = cfg.context * (w + h)
     return math.sqrt((w + ctx) * (h + ctx)) * cfg.instance_size / cfg.exemplar_size
 
@@ -108,8 +119,9 @@ def cut_patch(frame: np.ndarray, box: np.ndarray, cfg: CacheConfig) -> tuple[np.
     x, y, w, h = (float(v) for v in box)
     side = search_side(w, h, cfg)
     px_scale = cfg.instance_size / side
+    border = mean_colour(frame) if cfg.crop == "context" else (0.0, 0.0, 0.0)
     patch = crop(frame, x + (w - 1) / 2, y + (h - 1) / 2, side * cfg.patch_size / cfg.instance_size,
-                 cfg.patch_size, mean_colour(frame))
+                 cfg.patch_size, border)
     return patch, (w * px_scale, h * px_scale)
 
 

@@ -10,7 +10,8 @@ the samples of virtual rank r*accumulate+m. A single process with ``--accumulate
 the same BatchNorm groups and gradient as two DDP processes with ``--accumulate 1``.
 
 The loop is family-neutral: what differs between SiamFC and the box-regression family (the student,
-its feature adapter, the loss) sits behind siamfc_train.SiamFCTraining and box_train.BoxTraining;
+its feature adapter, the loss) sits behind siamfc_train.SiamFCTraining, box_train.BoxTraining and
+centre_train.CentreTraining;
 the options that build a run are in :mod:`tracker.training.config`.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..errors import SiamTrackError
 from ..models import Network, save_checkpoint
 from ..models.checkpoints import atomic_save, read_file, weights_digest
 from .box_train import BoxTraining
+from .centre_train import CentreTraining
 from .config import Setup, TrainConfig
 from .data import PairDataset, build_cache, collate, read_image_boxes, training_sequences
 from .distill import Teacher
@@ -41,7 +43,7 @@ from .siamfc_train import SiamFCTraining
 
 STATE_FILE = "state.pth"
 # each family's training: its student, feature adapter and loss
-FAMILIES = {training.family: training for training in (SiamFCTraining, BoxTraining)}
+FAMILIES = {training.family: training for training in (SiamFCTraining, BoxTraining, CentreTraining)}
 
 
 class StudentNet(nn.Module):

@@ -1,0 +1,69 @@
+"""What training the centre-head family (LightFC style) adds to the family-neutral trainer: the student it
+starts from (config.CentreArchConfig and the --centre-* groups) and its loss (centre_losses).
+
+The crops are LightFC's (``--cache-crop area``: search side 4 x sqrt(w h), template 2 x, zero border) at
+the student's template and search sizes; every student is a :class:`~tracker.config.CentreModelConfig`.
+A teacher (``--teacher``: a centre-family checkpoint, LightFC's official checkpoint or its deployment's
+graph folder) sees the same crops; it teaches at training time only and nothing of it is copied.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import SiamTrackError
+from ..models import CentreSiameseNet
+from .box_losses import box_feature_adapter
+from .centre_losses import centre_loss, centre_targets
+from .config import Setup
+from .distill import Teacher, TeacherOutput, load_family
+
+class CentreTraining:
+    """Centre-family student, feature adapter and loss for the trainer."""
+
+    family = "centre"
+
+    def __init__(self, setup: Setup) -> None:
+        cache = setup.cache
+        if cache.crop != "area":
+            raise SiamTrackError("--family centre trains on LightFC's crops: pass --cache-crop area (with "
+                                 "--cache-exemplar-size 128 --cache-instance-size 256 for LightFC's sizes)")
+        self.setup = setup
+
+    def build(self) -> tuple[CentreSiameseNet, dict[str, Any]]:
+        """The student (``--init``: a centre checkpoint to fine-tune; else a fresh --centre-* architecture)
+        and the loop geometry its checkpoints carry."""
+        t, cache = self.setup.train, self.setup.cache
+        template_factor = cache.search_factor * cache.exemplar_size / cache.instance_size
+        if t.init:
+            net, overrides = load_family(t.init, self.family, "--init")
+            if net.config.template_size != cache.exemplar_size or net.config.search_size != cache.instance_size:
+                raise SiamTrackError(f"--init {t.init} takes {net.config.template_size}/{net.config.search_size} px "
+                                     f"crops; pass --cache-exemplar-size {net.config.template_size} "
+                                     f"--cache-instance-size {net.config.search_size}")
+        else:
+            config = self.setup.centre_arch.model_config(cache.exemplar_size, cache.instance_size, template_factor,
+                                                         cache.search_factor)
+            net, overrides = CentreSiameseNet(config), {}
+            nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
+        return net, {**overrides, **net.config.loop_overrides()}
+
+    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+        if teacher is None or not self.setup.centre_loss.distill_feature:
+            return None
+        return box_feature_adapter(student_channels, teacher.channels)
+
+    def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
+             teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,
+             stride: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """centre_loss on labels from the pairs' boxes, and the teacher's maps and embeddings when given."""
+        cfg = self.setup.centre_loss
+        score = maps[0]
+        targets = centre_targets(boxes, positive, score.shape[-1], score.shape[-1] * stride, cfg.min_overlap)
+        _, _, az, ax = features
+        adapted = (az, ax) if az is not None else ()
+        if teacher is None:
+            return centre_loss(maps, targets, cfg)
+        return centre_loss(maps, targets, cfg, teacher.maps, adapted, (teacher.z, teacher.x) if adapted else ())

@@ -399,3 +399,29 @@ def test_bench_runs_lightfc_as_a_peer(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "seqs"), "--trackers", "lightfc,kcf", "--out", str(tmp_path / "o2"),
                  "--no-progress"]) == 0
     assert "lightfc (not run: pass --lightfc-dir FOLDER (the folder with lightfc_template.onnx" in capsys.readouterr().out
+
+
+class _Settings:
+    """Stands for the settings object pytracking-style trainers pickle beside the weights."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling this with plain pickle would create the marker file
+        return (open, (self.marker, "w"))
+
+
+def test_the_official_trainers_full_checkpoint_loads_and_runs_none_of_its_objects(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "lightfc_ep0400.pth.tar"
+    torch.save({"epoch": 400, "net_type": "LightFC", "net": official_state(1), "settings": _Settings(str(marker)),
+                "stats": {"train": {"Loss/total": _Settings(str(marker))}}, "optimizer": {"state": {}}}, path)
+    with pytest.raises(Exception):  # what weights-only loading alone says about such a file
+        torch.load(path, weights_only=True)
+    torch.load(path, weights_only=False)  # what a plain load does: it runs the file's code
+    assert marker.exists()
+    marker.unlink()
+    net, _, meta = load_checkpoint(path)
+    assert meta["source"] == "lightfc-checkpoint" and isinstance(net, CentreSiameseNet)
+    assert not marker.exists()
+    torch.testing.assert_close(net.backbone.features[0][0].weight, official_state(1)["backbone.features.0.0.weight"])

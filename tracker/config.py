@@ -167,9 +167,13 @@ class CentreModelConfig:
     search_size: int = 256          # search crop side (px); search_factor x the box's sqrt(w*h)
     template_factor: float = 2.0
     search_factor: float = 4.0
-    input_order: str = "rgb"        # channel order the weights expect (after /255 and ImageNet mean/std)
+    input_order: str = "rgb"        # channel order the weights expect
+    normalise: str = "imagenet"     # imagenet: (x / 255 - mean) / std before the stem (LightFC) | none: 0-255 in
+                                    # (a stem with the normalisation folded in: the EfficientNet-Lite0 start)
 
     def __post_init__(self) -> None:
+        if self.normalise not in ("imagenet", "none"):
+            raise ValueError(f"normalise must be 'imagenet' or 'none', got {self.normalise!r}")
         self.blocks = tuple(tuple(b) for b in self.blocks)
         _check_blocks(self.blocks)
         stride = 2

@@ -27,8 +27,9 @@ class Normalise(nn.Module):
     """0-255 input -> (x / 255 - mean) / std per channel, in the same op order as LightFC's
     preprocessing (kept apart from the first conv: folding it in would change the zero-padded border)."""
 
-    def __init__(self, order: str = "rgb") -> None:
+    def __init__(self, order: str = "rgb", imagenet: bool = True) -> None:
         super().__init__()
+        self.imagenet = imagenet  # False: 0-255 input goes as it is to a stem that folds its own normalisation
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         if order == "bgr":
             mean, std = mean.flip(0), std.flip(0)
@@ -40,7 +41,7 @@ class Normalise(nn.Module):
         self.std.copy_(self.std.flip(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x / 255.0 - self.mean) / self.std
+        return (x / 255.0 - self.mean) / self.std if self.imagenet else x
 
 
 class Excite(nn.Module):
@@ -126,7 +127,7 @@ class CentreSiameseNet(nn.Module):
     def __init__(self, config: CentreModelConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or CentreModelConfig()
-        self.normalise = Normalise(c.input_order)
+        self.normalise = Normalise(c.input_order, c.normalise == "imagenet")
         self.backbone = MobileNet(c.stem, c.blocks, relu6=True)
         self.fusion = Fusion(c.template_cells, c.fusion_channels, c.bottleneck)
         self.head = CentreHead(c.fusion_channels + self.backbone.channels, c)

@@ -2,7 +2,8 @@
 (siamfc-pytorch state dicts here; NanoTrack state dicts and ONNX pairs in :mod:`.nanotrack`; LightFC checkpoints
 and graphs in :mod:`.lightfc`).
 
-Checkpoints are untrusted input: they are read with ``weights_only=True`` (no code runs on load),
+Checkpoints are untrusted input: they are read with ``weights_only=True`` (no code runs on load; objects
+that loader refuses, as the settings pytracking-style trainers pickle, become inert stand-ins instead),
 every tensor shape is checked against the architecture before use, and our format carries a
 sha256 of its weights so silent corruption is caught.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
+import types
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -91,6 +94,41 @@ def _load_failure(exc: Exception) -> str:
     return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
+class _Inert:
+    """What any class or function a checkpoint names becomes, unless it rebuilds tensors: built from
+    anything, it runs nothing and keeps nothing (a training run's settings, meters, optimiser hooks)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+_TENSOR_GLOBALS = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+                   ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"),
+                   ("torch", "Size")}
+
+
+class _TensorsOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _TENSOR_GLOBALS:
+            return super().find_class(module, name)
+        return _Inert
+
+
+_TENSORS_ONLY = types.ModuleType("siamtrack_tensors_only")
+_TENSORS_ONLY.Unpickler = _TensorsOnlyUnpickler  # type: ignore[attr-defined]
+_TENSORS_ONLY.load = pickle.load  # type: ignore[attr-defined]  (torch's legacy format path; never reached for zip files)
+
+
+def _tensors_only(path: Path) -> Any:
+    """A checkpoint whose extras weights-only loading refuses (pytracking-style trainers, LightFC's among
+    them, pickle their settings and meters beside the state dict): tensors and plain containers are read,
+    every other object becomes an inert stand-in, so no code named in the file runs."""
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TENSORS_ONLY)
+
+
 def read_file(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
@@ -101,6 +139,11 @@ def read_file(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
         reason = _load_failure(exc)
+        if "refused by weights_only loading" in reason:
+            try:
+                return _tensors_only(path)
+            except Exception:  # noqa: BLE001  a file that is broken beyond its extra objects: the first reason stands
+                pass
         raise WeightsError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch weights file ({reason}); re-download or re-train it") from None
 
 

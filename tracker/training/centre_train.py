@@ -8,16 +8,17 @@ graph folder) sees the same crops; it teaches at training time only and nothing 
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import SiamTrackError
-from ..models import CentreSiameseNet
+from ..models import CentreSiameseNet, efficientnet_lite
 from .box_losses import box_feature_adapter
 from .centre_losses import centre_loss, centre_targets
-from .config import Setup
+from .config import CentreArchConfig, Setup
 from .distill import Teacher, TeacherOutput, load_family
 
 class CentreTraining:
@@ -33,22 +34,31 @@ class CentreTraining:
         self.setup = setup
 
     def build(self) -> tuple[CentreSiameseNet, dict[str, Any]]:
-        """The student (``--init``: a centre checkpoint to fine-tune; else a fresh --centre-* architecture)
-        and the loop geometry its checkpoints carry."""
-        t, cache = self.setup.train, self.setup.cache
-        template_factor = cache.search_factor * cache.exemplar_size / cache.instance_size
-        if t.init:
+        """The student and the loop geometry its checkpoints carry: ``--init`` a centre checkpoint to fine-tune,
+        or ``efficientnet_lite0`` (EfficientNet-Lite0's ImageNet backbone to stride 16; fusion and head fresh),
+        else a fresh --centre-* architecture."""
+        t, cache, arch = self.setup.train, self.setup.cache, self.setup.centre_arch
+        imagenet = efficientnet_lite.imagenet_state(t.init) if t.init else None
+        if t.init and imagenet is None:
             net, overrides = load_family(t.init, self.family, "--init")
             if net.config.template_size != cache.exemplar_size or net.config.search_size != cache.instance_size:
                 raise SiamTrackError(f"--init {t.init} takes {net.config.template_size}/{net.config.search_size} px "
                                      f"crops; pass --cache-exemplar-size {net.config.template_size} "
                                      f"--cache-instance-size {net.config.search_size}")
-        else:
-            config = self.setup.centre_arch.model_config(cache.exemplar_size, cache.instance_size, template_factor,
-                                                         cache.search_factor)
-            net, overrides = CentreSiameseNet(config), {}
-            nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
-        return net, {**overrides, **net.config.loop_overrides()}
+            return net, {**overrides, **net.config.loop_overrides()}
+        if imagenet is not None and (arch.width != 1.0 or arch.repeats != CentreArchConfig.repeats):
+            raise SiamTrackError(f"--init {t.init} fixes the backbone (EfficientNet-Lite0 to stride 16); leave "
+                                 "--centre-width and --centre-repeats at their defaults")
+        template_factor = cache.search_factor * cache.exemplar_size / cache.instance_size
+        config = arch.model_config(cache.exemplar_size, cache.instance_size, template_factor, cache.search_factor)
+        if imagenet is not None:
+            config = dataclasses.replace(config, stem=efficientnet_lite.STEM, blocks=efficientnet_lite.BLOCKS,
+                                         normalise="none")
+        net = CentreSiameseNet(config)
+        if imagenet is not None:
+            efficientnet_lite.load_backbone(net.backbone, imagenet, t.init)
+        nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
+        return net, net.config.loop_overrides()
 
     def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
         if teacher is None or not self.setup.centre_loss.distill_feature:

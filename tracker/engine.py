@@ -124,7 +124,8 @@ def separable_pools(module: nn.Module) -> nn.Module:
 
 class TorchEngine:
     """PyTorch backend: Conv+BN folded, conv1 fed BGR directly, separable max-pools, channels_last,
-    inference mode. Each call runs on ``threads`` CPU threads and gives torch's setting back after."""
+    inference mode. Each call runs on ``threads`` CPU threads and gives torch's setting back after.
+    Pickles without its transfer buffers (pinned memory, CUDA events), made again on unpickling."""
 
     name = "torch"
 
@@ -133,6 +134,13 @@ class TorchEngine:
         self.threads = resolve_threads(threads)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
         self.io = DeviceIO(self.device)  # reused buffers; pinned uint8 staging on CUDA
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "io"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.io = DeviceIO(self.device)
 
     @torch.inference_mode()
     def embed(self, crops: np.ndarray) -> torch.Tensor:

@@ -161,6 +161,16 @@ def check_and_load(net: Network, state: dict[str, Any], path: Path) -> None:
     net.load_state_dict(state)
 
 
+def check_finite(net: Network, source: WeightsSource) -> None:
+    """Refuse weights holding NaN or infinity (a diverged training run, a corrupt export): such a net tracks
+    nothing yet raises nothing, every box stays the first one."""
+    bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        where = ", ".join(map(str, source)) if isinstance(source, (list, tuple)) else source
+        raise WeightsError(f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                           f"{' ...' if len(bad) > 3 else ''}); the weights are unusable, use another checkpoint")
+
+
 def _is_onnx_pair(source: WeightsSource) -> bool:
     if isinstance(source, (list, tuple)):
         return True
@@ -170,9 +180,11 @@ def _is_onnx_pair(source: WeightsSource) -> bool:
 
 def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """Load our checkpoint (either family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
-    pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata)."""
+    pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata).
+    Whatever the source, weights that are not all finite are a WeightsError."""
     if _is_onnx_pair(source):
         net, overrides, metadata = nanotrack.import_onnx_pair([source] if isinstance(source, (str, os.PathLike)) else source)
+        check_finite(net, source)
         return net.eval(), overrides, metadata
     path = Path(source)
     obj = read_file(path)
@@ -200,4 +212,5 @@ def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dic
     except ValueError as exc:
         raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
     check_and_load(net, state, path)
+    check_finite(net, path)
     return net.eval(), tracker_overrides, metadata

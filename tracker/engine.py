@@ -36,6 +36,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads() -> int:
     """The cores this process may use minus those other processes keep busy.
 
@@ -44,7 +49,7 @@ def default_threads() -> int:
     are the smaller of the 1-minute load average and the tasks running elsewhere right now: the load
     average alone still counts a job that ended seconds ago, which left the second core unused.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     now = running_elsewhere()
     if now is not None:

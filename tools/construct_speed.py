@@ -2,6 +2,8 @@
 """How long building a tracker takes: the first SiamTracker in a fresh process (warm disk graph cache), the later
 ones in that process, and cv2.TrackerNano_create in the same processes, for a pipeline that starts a tracker per
 detection. Each round is a fresh process (after one process that warms the cache); medians over the rounds.
+Numba's one-time load of the compiled post-processing, which the first tracker of a process pays, is timed
+apart, before the first construction.
 
   python tools/construct_speed.py [--models siamtrack_box,siamtrack_small] [--rounds 5] [--later 20]
 """
@@ -21,12 +23,18 @@ NANO = SHARED / "reference" / "nanotrack_v2"
 
 
 def worker(model: str, later: int, threads: int, nano: tuple[str, str]) -> dict[str, float]:
-    """Seconds: import, the first construction, the median later one; the same for TrackerNano."""
+    """Seconds: import; Numba loading the post-processing from its cache (once per process, whatever the model:
+    the first tracker pays it), timed apart; the first construction, the median later one; the same for
+    TrackerNano."""
     start = time.perf_counter()
     import cv2
 
     from tracker import SiamTracker
+    from tracker.families import LOOPS, build_step, loop_config
     imported = time.perf_counter()
+    for family in LOOPS:
+        build_step(family, loop_config(family, {}))  # the steps' JIT warm-up
+    numba = time.perf_counter() - imported
     times = []
     for _ in range(later + 1):
         tick = time.perf_counter()
@@ -39,7 +47,7 @@ def worker(model: str, later: int, threads: int, nano: tuple[str, str]) -> dict[
         tick = time.perf_counter()
         cv2.TrackerNano_create(params)
         nano_times.append(time.perf_counter() - tick)
-    return {"import": imported - start, "first": times[0], "later": statistics.median(times[1:]),
+    return {"import": imported - start, "numba": numba, "first": times[0], "later": statistics.median(times[1:]),
             "nano_first": nano_times[0], "nano_later": statistics.median(nano_times[1:])}
 
 
@@ -68,13 +76,14 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(args.worker, args.later, args.threads, (str(args.nano_backbone), str(args.nano_neckhead)))))
         return 0
-    print("| model | import s | first s | later s | TrackerNano first s | TrackerNano later s | later / TrackerNano |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | import s | Numba load s | first s | later | TrackerNano first s | TrackerNano later | "
+          "later / TrackerNano |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in filter(None, args.models.split(",")):
         _run(model, args)  # warms the disk cache: the rounds measure a user's second run onwards
         rounds = [_run(model, args) for _ in range(args.rounds)]
         m = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-        print(f"| {model} | {m['import']:.2f} | {m['first']:.3f} | {m['later'] * 1000:.1f} ms | "
+        print(f"| {model} | {m['import']:.2f} | {m['numba']:.2f} | {m['first']:.3f} | {m['later'] * 1000:.1f} ms | "
               f"{m['nano_first']:.3f} | {m['nano_later'] * 1000:.1f} ms | {m['later'] / m['nano_later']:.2f}x |")
     return 0
 

@@ -181,10 +181,16 @@ def _is_onnx_pair(source: WeightsSource) -> bool:
 def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """Load our checkpoint (either family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
     pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata).
-    Whatever the source, weights that are not all finite are a WeightsError."""
+    Whatever the importer, weights that are not all finite are a WeightsError."""
+    net, overrides, metadata = _import(source)
+    check_finite(net, source)
+    return net, overrides, metadata
+
+
+def _import(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """The importer ``source`` is for, by content; (net in eval mode, tracker config overrides, metadata)."""
     if _is_onnx_pair(source):
         net, overrides, metadata = nanotrack.import_onnx_pair([source] if isinstance(source, (str, os.PathLike)) else source)
-        check_finite(net, source)
         return net.eval(), overrides, metadata
     path = Path(source)
     obj = read_file(path)
@@ -212,5 +218,4 @@ def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dic
     except ValueError as exc:
         raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
     check_and_load(net, state, path)
-    check_finite(net, path)
     return net.eval(), tracker_overrides, metadata

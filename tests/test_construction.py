@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker import SiamTracker
-from tracker import graph_cache
+from tracker import SiamTracker, graph_cache
 from tracker.synthetic import demo_clip
 
 MODELS = ("siamtrack_small", "siamtrack_fast", "siamtrack_box")

@@ -43,7 +43,7 @@ BUILDERS: dict[str, Callable[[Network, LoopConfig, int], Graphs]] = {
 _lock = threading.RLock()  # guards the two in-process caches; exports are serialised in tracker.export
 _graphs: dict[str, Graphs] = {}
 _sessions: dict[tuple[str, int, str], tuple[ort.InferenceSession, ...]] = {}
-_digests: "weakref.WeakKeyDictionary[Network, str]" = weakref.WeakKeyDictionary()
+_digests: weakref.WeakKeyDictionary[Network, str] = weakref.WeakKeyDictionary()
 
 
 def cache_dir() -> Path:

@@ -75,6 +75,13 @@ def test_second_construction_exports_nothing_and_shares_sessions(exports, tmp_pa
     assert len(exports) == made, "a fresh process finds the graphs on disk"
 
 
+def test_unwritable_cache_folder_is_a_warning_not_a_failure(exports, monkeypatch, clip):
+    monkeypatch.setenv("SIAMTRACK_CACHE", "/proc/nope")
+    with pytest.warns(UserWarning, match="cannot write the ONNX graph cache /proc/nope/onnx"):
+        tracker = SiamTracker("siamtrack_fast", device="cpu", threads=1)
+    assert len(run(tracker, clip)) == len(clip) - 1
+
+
 def test_cache_folder_defaults_to_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("SIAMTRACK_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

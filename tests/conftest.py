@@ -1,6 +1,7 @@
 """Shared fixtures: where the development data lives, which weights the tracker tests use, the device
 the backend tests run on ($SIAMTRACK_TEST_DEVICE, cpu unless set: tools/gpu_check.sh sets cuda), and what
-keeps each test independent of the machine: its own empty working folder, one thread per tracker."""
+keeps each test independent of the machine: its own empty working folder, one thread per tracker, a graph
+cache folder of the run's own."""
 from __future__ import annotations
 
 import os
@@ -39,6 +40,16 @@ def one_thread_by_default() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tracker.engine, "default_threads", lambda: 1)
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX graphs go to a folder of this run ($SIAMTRACK_CACHE, inherited by the CLI and worker
+    processes tests start), never into the user's cache; shared by the whole run, as a user's would be."""
+    folder = tmp_path_factory.mktemp("siamtrack-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIAMTRACK_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

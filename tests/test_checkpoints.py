@@ -101,3 +101,53 @@ def test_foreign_state_dict_names_what_was_expected(tmp_path):
 def test_file_sha256(tmp_path):
     (tmp_path / "a").write_bytes(b"abc")
     assert file_sha256(tmp_path / "a") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def _poison(tensor: torch.Tensor, value: float = float("nan")) -> torch.Tensor:
+    out = tensor.clone()
+    out.view(-1)[0] = value
+    return out
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load(tmp_path, capsys, value):
+    from tracker.cli import main
+    net = _net()
+    with torch.no_grad():
+        net.backbone.conv1[0].weight.copy_(_poison(net.backbone.conv1[0].weight, value))
+    save_checkpoint(net, tmp_path / "nanw.pth")  # a consistent checksum: the file is intact, the weights are not
+    with pytest.raises(WeightsError, match=r"nanw.pth: 1 weight tensor\(s\) hold NaN or infinite values \(backbone.conv1"):
+        load_checkpoint(tmp_path / "nanw.pth")
+    assert main(["export", "--weights", str(tmp_path / "nanw.pth"), "--format", "onnx", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("siamtrack: error: ") and "NaN or infinite" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_finite_siamfc_pytorch_state_dict_is_refused(tmp_path):
+    _, state = _siamfc_state(0.15)
+    state["backbone.conv5.0.weight"] = _poison(state["backbone.conv5.0.weight"])
+    torch.save(state, tmp_path / "siamfc.pth")
+    with pytest.raises(WeightsError, match="NaN or infinite"):
+        load_checkpoint(tmp_path / "siamfc.pth")
+
+
+def test_non_finite_nanotrack_weights_are_refused(tmp_path):
+    """A NanoTrack state dict and an ONNX pair, each with one NaN weight (other importers, the same check)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from conftest import nanotrack_files
+    state_path, backbone, head = nanotrack_files("v3")
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    key = next(k for k, v in state.items() if k.endswith("weight") and v.dim() == 4)
+    state[key] = _poison(state[key])
+    torch.save(state, tmp_path / "nano.pth")
+    with pytest.raises(WeightsError, match="NaN or infinite"):
+        load_checkpoint(tmp_path / "nano.pth")
+    model = onnx.load(str(head))
+    init = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 4)
+    init.CopyFrom(numpy_helper.from_array(_poison(torch.from_numpy(numpy_helper.to_array(init).copy())).numpy(), init.name))
+    onnx.save(model, str(tmp_path / "head.onnx"))
+    with pytest.raises(WeightsError, match="NaN or infinite"):
+        load_checkpoint([backbone, tmp_path / "head.onnx"])

@@ -16,7 +16,8 @@ from tracker.export import export, onnx_models, torchscript_module
 from tracker.models import SiameseNet, save_checkpoint
 from tracker.models.checkpoints import file_sha256
 from tracker.models.heads import HEADS
-from tracker.onnx_backend import providers_for, session_options
+from tracker.graph_cache import session_options
+from tracker.onnx_backend import providers_for
 from tracker.synthetic import demo_clip
 
 MAX_BOX_DIFF = 0.5  # px, the acceptance bound between backends

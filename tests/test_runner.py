@@ -281,3 +281,46 @@ def test_tune_tool_runs_each_candidate_as_a_bench_run_and_reports_the_best(datas
     results = json.loads((out / "results.json").read_text())
     assert results["info"]["sequences"] == ["alpha", "gamma"]
     assert "best: " in capsys.readouterr().out
+
+
+@pytest.fixture
+def with_bad_video(dataset, tmp_path):
+    """The three clips of ``dataset`` plus 'bad', whose video.mp4 is not a video (its ground truth is fine)."""
+    import shutil
+    root = tmp_path / "ds"
+    shutil.copytree(dataset, root)
+    shutil.copytree(dataset / "gamma", root / "bad")
+    (root / "bad" / "video.mp4").write_bytes(b"not a video")
+    return root
+
+
+def test_cli_bench_reports_an_unreadable_sequence_and_scores_the_rest(with_bad_video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["bench", str(with_bad_video), "--trackers", "kcf,csrt", "--out", str(out), "--no-progress"]) == 0
+    closing = capsys.readouterr().out.splitlines()[-1]
+    assert closing.startswith(f"wrote {out}/results.json") and "no result from" not in closing
+    assert closing.endswith(f"; unreadable, not scored: bad (cannot open video {with_bad_video}/bad/video.mp4; "
+                            "check the file exists and is a readable video)")
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["info"]["unreadable"]) == ["bad"]
+    for name in ("kcf", "csrt"):
+        t = results["trackers"][name]
+        assert t["scored_sequences"] == 3 and t["status"] == "ok"
+        assert t["sequences"]["bad"]["status"] == "unreadable" and t["sequences"]["alpha"]["status"] == "ok"
+    md = (out / "results.md").read_text()
+    assert "Unreadable sequences, not run or scored: bad (cannot open video" in md and "| bad | unreadable |" in md
+
+
+def test_cli_bench_where_every_sequence_is_unreadable_exits_2(with_bad_video, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["bench", str(with_bad_video), "--trackers", "kcf", "--sequences", "bad", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("siamtrack: error: no tracker produced a result: kcf (")
+    assert "bad: unreadable" in err and (out / "results.md").is_file()
+
+
+def test_cli_bench_out_under_proc_fails_before_any_work(dataset, capsys):
+    assert main(["bench", str(dataset), "--trackers", "kcf", "--out", "/proc/nope", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("siamtrack: error: cannot write into --out /proc/nope") and len(err.splitlines()) == 1

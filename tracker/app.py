@@ -125,9 +125,16 @@ class Outputs:
         return drawn
 
     def close(self) -> None:
+        """Close both writers, even when the first fails; then raise its error."""
+        errors = []
         for writer in (self.csv, self.video):
             if writer is not None:
-                writer.close()
+                try:
+                    writer.close()
+                except OutputError as exc:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def check_outputs(output: str | os.PathLike | None, boxes: str | os.PathLike | None, overwrite: bool,

@@ -1,7 +1,8 @@
 """`siamtrack` command line: argument parsing only; each subcommand calls into the package.
 
-Every subcommand lives in its own ``_add_<name>`` function. Errors users can fix (SiamTrackError)
-print one line and exit with status 2; Ctrl-C exits 130 after outputs are finalised.
+Every subcommand lives in its own ``_add_<name>`` function. Errors users can fix (SiamTrackError, and any
+OSError from a write failing mid-run) print one line and exit with status 2; Ctrl-C exits 130 after outputs
+are finalised.
 """
 from __future__ import annotations
 
@@ -29,16 +30,30 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend (auto: onnxruntime on CPU, torch on GPU)")
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: library default)")
+    p.add_argument("--threads", type=int, help="CPU threads for inference, 1 to the cores this process may use "
+                   "(default: the cores other processes leave free)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.set_defaults(handler=_run_track)
 
 
+def _check_threads(threads: int | None) -> None:
+    """--threads from 1 to the cores this process may use: more only makes the threads wait for each other
+    (999 threads on 2 cores tracked at 0.2 frames/s)."""
+    from .engine import usable_cores
+    if threads is None:
+        return
+    if threads < 1:
+        raise SiamTrackError(f"--threads must be at least 1, got {threads}")
+    cores = usable_cores()
+    if threads > cores:
+        raise SiamTrackError(f"--threads {threads} is more than the {cores} CPU cores this process may use; "
+                             f"pass --threads {cores} or fewer (or leave it out: the cores other processes leave free)")
+
+
 def _run_track(args: argparse.Namespace) -> int:
     from .app import TrackOptions, one_line_warnings, track
-    if args.threads is not None and args.threads < 1:
-        raise SiamTrackError(f"--threads must be at least 1, got {args.threads}")
+    _check_threads(args.threads)
     with one_line_warnings():
         summary = track(TrackOptions(args.input, args.box, args.select, args.output, args.boxes, args.show,
                                      args.overwrite, args.max_frames, args.weights, args.device, args.backend,
@@ -127,7 +142,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     from .evaluation.bench import BenchOptions, run_bench
     from .evaluation.peers import PeerOptions
-    from .evaluation.report import markdown, without_result
+    from .evaluation.report import markdown, unreadable_note, without_result
     if args.workers < 1:
         raise SiamTrackError(f"--workers must be at least 1, got {args.workers}")
     path = lambda v: Path(v) if v else None  # noqa: E731
@@ -147,8 +162,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     reasons = ", ".join(f"{name} ({why})" for name, why in failed.items())
     if len(failed) == len(results["trackers"]):
         raise SiamTrackError(f"no tracker produced a result: {reasons}; the report is in {args.out}/results.md")
+    unreadable = unreadable_note(results)
     print(f"wrote {args.out}/results.json, results.md, success.png, precision.png"
-          + (f"; no result from {reasons}" if failed else ""))
+          + (f"; no result from {reasons}" if failed else "") + (f"; unreadable, not scored: {unreadable}" if unreadable else ""))
     return 0
 
 
@@ -161,9 +177,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     add_train_arguments(p)
 
     def handler(args: argparse.Namespace) -> int:
+        from .io import check_output_folder
         from .training.config import setup_from_args
         from .training.trainer import train
-        print(f"checkpoints in {train(setup_from_args(args), resume=args.resume)}")
+        setup = setup_from_args(args)
+        check_output_folder(setup.train.out)  # before any data is read: a bad --out costs nothing
+        print(f"checkpoints in {train(setup, resume=args.resume)}")
         return 0
 
     p.set_defaults(handler=handler)
@@ -225,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except SiamTrackError as exc:
         print(f"siamtrack: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write failing mid-run (disk full, a folder removed): what was written is kept
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"siamtrack: error: cannot write or read a file{where}: {exc.strerror or exc}; free space or choose "
+              "another location (files already written are kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("siamtrack: interrupted", file=sys.stderr)

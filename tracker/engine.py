@@ -36,6 +36,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads() -> int:
     """The cores this process may use minus those other processes keep busy.
 
@@ -44,7 +49,7 @@ def default_threads() -> int:
     are the smaller of the 1-minute load average and the tasks running elsewhere right now: the load
     average alone still counts a job that ended seconds ago, which left the second core unused.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     now = running_elsewhere()
     if now is not None:
@@ -124,7 +129,8 @@ def separable_pools(module: nn.Module) -> nn.Module:
 
 class TorchEngine:
     """PyTorch backend: Conv+BN folded, conv1 fed BGR directly, separable max-pools, channels_last,
-    inference mode. Each call runs on ``threads`` CPU threads and gives torch's setting back after."""
+    inference mode. Each call runs on ``threads`` CPU threads and gives torch's setting back after.
+    Pickles without its transfer buffers (pinned memory, CUDA events), made again on unpickling."""
 
     name = "torch"
 
@@ -133,6 +139,13 @@ class TorchEngine:
         self.threads = resolve_threads(threads)
         self.net = separable_pools(inference_copy(net, "bgr")).to(self.device).to(memory_format=torch.channels_last)
         self.io = DeviceIO(self.device)  # reused buffers; pinned uint8 staging on CUDA
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "io"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.io = DeviceIO(self.device)
 
     @torch.inference_mode()
     def embed(self, crops: np.ndarray) -> torch.Tensor:

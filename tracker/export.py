@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from .models import Network, inference_copy
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
 BACKBONE_FILE, HEAD_FILE, TORCHSCRIPT_FILE, INFO_FILE = "backbone.onnx", "head.onnx", "siamtrack.pt", "siamtrack.json"
+GRAPH_FIELDS = ("exemplar_size", "instance_size", "searches_per_target")  # the loop config fields _examples reads
+# torch's exporter and tracer keep global state (GLOBALS.in_onnx_export): two threads exporting at once fail
+_export_lock = threading.Lock()
 
 
 class CropNet(nn.Module):
@@ -81,7 +85,7 @@ def _examples(crop_net: CropNet, config: LoopConfig, static: int = 0) -> tuple[t
 def _quiet_export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
                   axes: dict[str, dict[int, str]]) -> bytes:
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with _export_lock, warnings.catch_warnings():
         # The exporter's deprecation notice and tracer hints about shape constants (the exemplar
         # feature size is fixed by design) are not actionable for our users.
         warnings.simplefilter("ignore")
@@ -127,7 +131,7 @@ def torchscript_module(net: Network, config: LoopConfig | None = None) -> torch.
     """Traced module with ``embed(crops)`` and ``forward(exemplar_features, search_features)``."""
     crop_net = CropNet(net).eval()
     z_crops, _, z, x = _examples(crop_net, config or _default_config(net))
-    with warnings.catch_warnings():
+    with _export_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.jit.trace_module(crop_net, {"embed": (z_crops,), "forward": (z, x)})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
@@ -211,22 +212,51 @@ def check_output(path: str | os.PathLike, overwrite: bool, suffixes: tuple[str, 
     return path
 
 
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create the output folder ``path`` and probe that a file can be written in it, before any work."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write into {option} {path} ({exc.strerror or exc}); choose a writable folder") from None
+    return path
+
+
 class CsvWriter:
-    """``frame,x,y,w,h,score,lost`` rows, flushed one by one so a crash loses nothing written."""
+    """``frame,x,y,w,h,score,lost`` rows, flushed one by one so a crash loses nothing written. A failed write
+    (disk full, a vanished folder) is an OutputError saying how many rows the file keeps."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self.rows = 0
+        self._failed = False
         self._file: TextIO = open(self.path, "w", newline="", encoding="utf-8")
-        self._file.write(CSV_HEADER + "\n")
-        self._file.flush()
+        self._put(CSV_HEADER + "\n")
+
+    def _put(self, line: str) -> None:
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as exc:
+            self._failed = True
+            kept = f"the rows of frames 0-{self.rows - 1} are kept" if self.rows else "no row was written"
+            raise OutputError(f"cannot write {self.path} ({exc.strerror or exc}); {kept}; free space or choose "
+                              "another location") from None
 
     def write(self, index: int, result: TrackResult) -> None:
         x, y, w, h = result.box
-        self._file.write(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f},{int(result.lost)}\n")
-        self._file.flush()
+        self._put(f"{index},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{result.score:.4f},{int(result.lost)}\n")
+        self.rows += 1
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; after a failed write the unwritten rest is dropped (that error was already raised)."""
+        try:
+            self._file.close()
+        except OSError:
+            if not self._failed:
+                raise
 
 
 def annotate(frame: np.ndarray, result: TrackResult, fps: float | None) -> np.ndarray:
@@ -260,5 +290,10 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
+        """Release the file; OpenCV reports no write error, so a video left empty after frames is one."""
         if self._writer is not None:
             self._writer.release()
+            self._writer = None
+            if self.frames and (not self.path.is_file() or self.path.stat().st_size == 0):
+                raise OutputError(f"cannot write video {self.path}: it is empty after {self.frames} frames (disk full "
+                                  "or the folder vanished?); free space or choose another location")

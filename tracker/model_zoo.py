@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -88,3 +89,49 @@ def _load_path(source: Path | list[str | os.PathLike]) -> tuple[Network, dict[st
     net, overrides, meta = load_checkpoint(source)
     default = source.stem if isinstance(source, Path) else Path(source[0]).parent.name or "onnx"
     return net, overrides, {**meta, "name": meta.get("name", default)}
+
+
+_loaded: dict[tuple, tuple[Network, dict[str, Any], dict[str, Any]]] = {}
+_loaded_lock = threading.Lock()
+
+
+def _files(weights: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """The files :func:`resolve` reads for ``weights`` (unchecked: resolve explains what is wrong)."""
+    if isinstance(weights, (list, tuple)):
+        return [Path(w) for w in weights]
+    models = shipped_models()
+    key = "" if weights is None else str(weights)
+    if key in models:
+        return [models[key].path]
+    path = Path(key)
+    if "," in key and not path.exists():
+        return [Path(p) for p in key.split(",")]
+    return sorted(path.glob("*.onnx")) if path.is_dir() else [path]
+
+
+def _identity(weights: str | os.PathLike | Sequence[str | os.PathLike] | None) -> tuple | None:
+    """``weights`` as given (it names the model in the metadata) with its files' paths, sizes and modification
+    times: a changed file is loaded again; None if a file is missing."""
+    try:
+        stats = [(str(p.resolve()), p.stat()) for p in _files(weights)]
+    except OSError:
+        return None
+    files = tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
+    return (repr(weights), files) if files else None
+
+
+def load_shared(weights: str | os.PathLike | Sequence[str | os.PathLike] | None
+                ) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """:func:`resolve`, once per process and file version. Trackers never modify their network, so the trackers
+    of one model share it: a pipeline starting a tracker per detection does not load the weights each time.
+    Callers that train or edit a network use :func:`resolve` (their own copy)."""
+    identity = _identity(weights)
+    with _loaded_lock:
+        found = _loaded.get(identity) if identity else None
+    if found is None:
+        found = resolve(weights)
+        if identity:
+            with _loaded_lock:
+                _loaded[identity] = found
+    net, overrides, metadata = found
+    return net, dict(overrides), dict(metadata)

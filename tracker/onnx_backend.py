@@ -1,10 +1,13 @@
 """ONNX Runtime backend: the same embed/respond contract as TorchEngine, run by onnxruntime.
 
 The network is exported in memory (tracker.export) so any checkpoint works without a separate
-export step. One target's frame is one fused graph; elsewhere search features stay inside ONNX Runtime
-between the backbone and the head (OrtValue hand-off, no numpy round trip); crops are wrapped, not copied.
+export step; graphs and sessions come from tracker.graph_cache, so only the first tracker of a model
+pays for the export and trackers of one model share their sessions. One target's frame is one fused
+graph; elsewhere search features stay inside ONNX Runtime between the backbone and the head (OrtValue hand-off, no numpy round trip); crops are wrapped, not copied.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -13,8 +16,8 @@ import torch
 from .config import LoopConfig
 from .engine import resolve_device, resolve_threads
 from .errors import DeviceError
-from .export import onnx_frame_model, onnx_models
 from .families import default_loop_config
+from .graph_cache import sessions
 from .models import Network
 
 CUDA = "CUDAExecutionProvider"
@@ -34,17 +37,6 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """All graph optimisations on; the session's own intra-op pool of ``threads`` (no global setting)."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return opts
-
-
 class OnnxEngine:
     """onnxruntime backend; kernels are float32 numpy arrays (N, C, h, w).
 
@@ -52,26 +44,34 @@ class OnnxEngine:
     target's normal frame, the common case, one fused graph per crop size with every shape fixed: fixed
     shapes run faster, and one session per frame keeps a single intra-op pool busy. Static backbone/head
     pairs of the same shapes are built only when asked for (features/scores), to time the stages.
+    Pickles as its network, config, device and thread count; unpickling takes the sessions from the cache.
     """
 
     name = "onnxruntime"
 
     def __init__(self, net: Network, device: str = "auto", threads: int | None = None,
                  config: LoopConfig | None = None) -> None:
+        self._device_name = device
         self._providers = providers_for(device)
         self.threads = resolve_threads(threads)
         self._net, self._config = net, config or default_loop_config(net.config)
-        self.backbone, self.head = (self._session(graph) for graph in onnx_models(net, self._config))
+        self.backbone, self.head = self._sessions("dynamic")
         self.output_names = list(net.output_names)
         self.device = torch.device("cuda" if self.backbone.get_providers()[0] == CUDA else "cpu")
         # one fused graph per crop size a normal frame may use, keyed by the crop batch shape it is fixed to
-        self._frames = {(self._config.searches_per_target, size, size, 3):
-                        self._session(onnx_frame_model(net, self._config, size)) for size in self._config.frame_sizes}
+        self._frames = {(self._config.searches_per_target, size, size, 3): self._sessions("frame", size)[0]
+                        for size in self._config.frame_sizes}
         self._backbones: dict[tuple, ort.InferenceSession] = {}  # static pairs by crop / feature shape
         self._heads: dict[tuple, ort.InferenceSession] = {}
 
-    def _session(self, graph: bytes) -> ort.InferenceSession:
-        return ort.InferenceSession(graph, session_options(self.threads), providers=self._providers)
+    def _sessions(self, kind: str, size: int = 0) -> tuple[ort.InferenceSession, ...]:
+        return sessions(self._net, self._config, kind, size, self.threads, self._providers)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"net": self._net, "device": self._device_name, "threads": self.threads, "config": self._config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["net"], state["device"], state["threads"], state["config"])
 
     @property
     def frame_shapes(self) -> list[tuple[int, ...]]:
@@ -81,7 +81,7 @@ class OnnxEngine:
     def _static_backbone(self, shape: tuple[int, ...]) -> ort.InferenceSession:
         """The static backbone for a fused graph's crop shape (and its head, built with it), else the dynamic one."""
         if shape in self._frames and shape not in self._backbones:
-            backbone, head = (self._session(graph) for graph in onnx_models(self._net, self._config, shape[1]))
+            backbone, head = self._sessions("static", shape[1])
             self._backbones[shape] = backbone
             self._heads[tuple(head.get_inputs()[1].shape)] = head
         return self._backbones.get(shape, self.backbone)

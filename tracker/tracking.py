@@ -21,7 +21,7 @@ from .engine import TorchEngine, resolve_device, resolve_threads
 from .errors import FrameError
 from .families import Step, build_step, loop_config
 from .inputs import as_bgr, check_box
-from .model_zoo import resolve
+from .model_zoo import load_shared
 
 MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of instance_size
 
@@ -155,13 +155,15 @@ class MultiTracker:
     """Track many targets in one video with ONE batched backbone forward per frame.
 
     ``add(frame, box)`` returns a target id (at any frame); ``remove(id)``; ``update(frame)``
-    returns ``{id: TrackResult}`` for every target.
+    returns ``{id: TrackResult}`` for every target. Trackers of one model share the loaded network and, on
+    ONNX Runtime, its sessions (tracker.graph_cache), so building one costs milliseconds after the first.
+    Picklable: the network, config and targets travel, reused buffers and sessions are made again.
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto",
                  threads: int | None = None, **config: Any) -> None:
         threads = resolve_threads(threads)  # once, and a bad count fails before the weights load
-        net, overrides, self.metadata = resolve(weights)
+        net, overrides, self.metadata = load_shared(weights)
         self.family = net.config.family
         self.config = loop_config(self.family, {**overrides, **config})
         self.model_config = net.config
@@ -176,6 +178,9 @@ class MultiTracker:
         self._exemplar = np.empty((1, cfg.exemplar_size, cfg.exemplar_size, 3), np.uint8)
         self._next_id = 0
         self._frame_shape: tuple[int, ...] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_batch": None, "_search": {}}
 
     def _check_frame(self, frame: object) -> np.ndarray:
         frame = as_bgr(frame)

@@ -10,7 +10,8 @@ from typing import Any
 import cv2
 
 from ..datasets import check_ground_truth, load_dataset
-from ..errors import OutputError, SiamTrackError
+from ..errors import SiamTrackError
+from ..io import check_output_folder
 from .peers import PeerOptions, parse_trackers
 from .plots import write_plots
 from .report import build_results, write_results
@@ -42,10 +43,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """Run (or, with ``resume``, complete) the benchmark and write every output; returns results.json's dict."""
     sequences = load_dataset(opts.dataset, split=opts.split, names=opts.sequences)
     check_ground_truth(sequences, opts.allow_partial)
-    try:
-        opts.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {opts.out} ({exc.strerror}); choose a writable --out") from None
+    check_output_folder(opts.out)
     specs = parse_trackers(opts.trackers, opts.peers)
     if opts.baseline is not None and opts.baseline not in [s.name for s in specs]:
         raise SiamTrackError(f"--baseline {opts.baseline} is none of this run's trackers "

@@ -53,6 +53,9 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
             per_seq[seq.name] = {"error": "no results (run interrupted?); rerun with --resume"}
             continue
         record = json.loads(rec.read_text())
+        if record.get("unreadable"):  # nothing to score: listed with its reason, left out of every mean
+            per_seq[seq.name] = {"status": "unreadable", "error": record["error"], "reason": record["unreadable"]}
+            continue
         s = None
         if seq.ground_truth != "first-box":
             s = score_tracked(np.loadtxt(txt, delimiter=",", ndmin=2), seq, got10k_compat)
@@ -63,7 +66,7 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
         frames += record["frames"]
         e2e_time += record["init_time"] + record["update_time"] + record["decode_time"]
         lost += record["lost"]
-    errors = sorted(f"{k}: {v['error']}" for k, v in per_seq.items() if v.get("error"))
+    errors = sorted(f"{k}: {v['error']}" for k, v in per_seq.items() if v.get("error") and v.get("status") != "unreadable")
     entry: dict[str, Any] = {"status": "ok" if not errors else f"errors on {len(errors)} sequence(s)",
                              "scored_sequences": len(scores)}
     if scores:
@@ -116,11 +119,14 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
         else:
             entry = tracker_results(spec.name, sequences, out, got10k_compat)
             trackers[spec.name] = {**entry, "blocks": block_means(entry, split_of), "identity": spec.identity}
+    unreadable = {seq: run["reason"] for t in trackers.values() for seq, run in t["sequences"].items()
+                  if run.get("status") == "unreadable"}
     frame0 = "counted (got10k-compatible)" if got10k_compat else "excluded"
     results = {"info": {**(info or {}), "sequences": [s.name for s in sequences], "split_of": split_of,
                         "frame_0": frame0, "absent_frames": "excluded",
                         "no_ground_truth": [s.name for s in sequences if s.ground_truth == "first-box"],
-                        "partial_ground_truth": [s.name for s in sequences if s.ground_truth == "partial"]},
+                        "partial_ground_truth": [s.name for s in sequences if s.ground_truth == "partial"],
+                        "unreadable": {s.name: unreadable[s.name] for s in sequences if s.name in unreadable}},
                "trackers": trackers}
     if len(trackers) > 1:
         results["paired"] = paired_against(trackers, baseline or next(iter(trackers)))
@@ -128,13 +134,20 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
 
 
 def without_result(results: dict[str, Any]) -> dict[str, str]:
-    """Trackers that produced no result, each with why: not run at all, or an error on every sequence.
-    A sequence without ground truth is a result (its boxes were written), so only errors count."""
+    """Trackers that produced no result, each with why: not run at all, or an error (or an unreadable
+    sequence) on every sequence. A sequence without ground truth is a result (its boxes were written)."""
     failed: dict[str, str] = {}
     for name, t in results["trackers"].items():
         if all(run.get("error") for run in t["sequences"].values()):
-            failed[name] = t["status"] + (f" ({t['errors'][0]})" if t.get("errors") else "")
+            why = t.get("errors") or [f"{seq}: unreadable" for seq in results["info"].get("unreadable", {})]
+            failed[name] = t["status"] + (f" ({why[0]})" if why else "")
     return failed
+
+
+def unreadable_note(results: dict[str, Any]) -> str:
+    """The sequences that could not be read, with why ('' when none): for results.md and the closing line."""
+    found = results["info"].get("unreadable", {})
+    return "; ".join(f"{seq} ({why})" for seq, why in found.items())
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -207,6 +220,8 @@ def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
         lines.append(f"| {name} | {_f(t['auc'])} | {_f(t['precision'])} | {_f(t['norm_precision'])} | {_f(t['ao'])} | "
                      f"{_f(t['sr50'])} | {_f(t['sr75'])} | {scored} | {_f(t['fps'], 1)} | {_f(t['end_to_end_fps'], 1)} | "
                      f"{'-' if t['lost'] is None else t['lost']} | {t['status']} |")
+    if unreadable_note(results):
+        lines += ["", f"Unreadable sequences, not run or scored: {unreadable_note(results)}"]
     lines += _block_table(results)
     if "paired" in results:
         lines += _paired_table(results["paired"])
@@ -221,9 +236,11 @@ def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
                 if "auc" in e:
                     cell = f"{_f(e['auc'])} / {_f(e['precision'])} / {_f(e['sr50'])} / {_f(e['fps'], 1)}"
                     cell += " (partial ground truth)" if e["status"] == "partial" else ""
+                elif e.get("status") == "unreadable":
+                    cell = "unreadable"
                 else:
                     cell = NO_GROUND_TRUTH if e.get("status") == "no-ground-truth" else "-"
-                cells.append(cell + (" (error)" if e.get("error") else ""))
+                cells.append(cell + (" (error)" if e.get("error") and e.get("status") != "unreadable" else ""))
             lines.append(f"| {seq} | " + " | ".join(cells) + " |")
     errors = [f"- {n}: {err}" for n, t in trackers.items() for err in t.get("errors", [])]
     if errors:

@@ -39,6 +39,7 @@ class SequenceRun:
     update_time: float = 0.0
     decode_time: float = 0.0
     error: str | None = None
+    unreadable: str | None = None  # why the sequence's frames could not be read (then ``error`` too)
 
     @property
     def tracker_fps(self) -> float:
@@ -94,7 +95,9 @@ def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[
     """Track ``seq`` with every tracker in ``trackers`` on the same decoded frames.
 
     A tracker that raises is stopped and reported in ``SequenceRun.error`` (its remaining boxes NaN);
-    the others carry on. ``on_frame`` is called after each frame (progress bars).
+    the others carry on. Frames that cannot be read (a video that does not open, a decode failure) end
+    the sequence for every tracker, with the reason in ``SequenceRun.unreadable``: a bad sequence is
+    reported, it does not stop a benchmark. ``on_frame`` is called after each frame (progress bars).
     """
     n = len(seq)
     runs = {name: SequenceRun(np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n, bool)) for name in trackers}
@@ -104,7 +107,14 @@ def track_sequence(trackers: Mapping[str, Any], seq: Sequence, frames: Iterable[
     decode = 0.0
     for f in range(n):
         t0 = time.perf_counter()
-        frame = next(it)
+        try:
+            frame = next(it)
+        except Exception as exc:  # noqa: BLE001 - any reader failure makes the sequence unreadable
+            reason = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            for run in runs.values():
+                run.unreadable = reason
+                run.error = run.error or f"frame {f}: sequence unreadable: {reason}"
+            break
         decode += time.perf_counter() - t0
         for name, tracker in trackers.items():
             run = runs[name]
@@ -225,21 +235,23 @@ def save_run(out: Path, tracker: str, seq: str, run: SequenceRun, identity: str 
     np.savetxt(txt, run.boxes, fmt=BOX_FORMAT, delimiter=",")
     record = {"frames": len(run.boxes), "init_time": run.init_time, "update_time": run.update_time,
               "decode_time": run.decode_time, "tracker_fps": run.tracker_fps, "end_to_end_fps": run.end_to_end_fps,
-              "lost": run.lost_count, "error": run.error, "identity": identity}
+              "lost": run.lost_count, "error": run.error, "unreadable": run.unreadable, "identity": identity}
     tmp = rec.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(rec)
 
 
 def is_done(out: Path, spec: TrackerSpec, seq: str) -> bool:
-    """Results exist and were made by exactly this tracker (same weights, config, model files)."""
+    """Results exist and were made by exactly this tracker (same weights, config, model files); a sequence
+    that could not be read is tried again (its video may have been fixed)."""
     txt, rec = box_paths(out, spec.name, seq)
     if not (txt.is_file() and rec.is_file()):
         return False
     try:
-        return json.loads(rec.read_text()).get("identity") == spec.identity
+        record = json.loads(rec.read_text())
     except (OSError, ValueError):
         return False
+    return record.get("identity") == spec.identity and not record.get("unreadable")
 
 
 def _bench_job(job: tuple[Sequence, list[TrackerSpec], Path]) -> str:

@@ -209,6 +209,16 @@ def check_and_load(net: Network, state: dict[str, Any], path: Path) -> None:
     net.load_state_dict(state)
 
 
+def check_finite(net: Network, source: WeightsSource) -> None:
+    """Refuse weights holding NaN or infinity (a diverged training run, a corrupt export): such a net tracks
+    nothing yet raises nothing, every box stays the first one."""
+    bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        where = ", ".join(map(str, source)) if isinstance(source, (list, tuple)) else source
+        raise WeightsError(f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                           f"{' ...' if len(bad) > 3 else ''}); the weights are unusable, use another checkpoint")
+
+
 def _is_onnx_pair(source: WeightsSource) -> bool:
     if isinstance(source, (list, tuple)):
         return True
@@ -217,8 +227,16 @@ def _is_onnx_pair(source: WeightsSource) -> bool:
 
 
 def load_checkpoint(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
-    """Load our checkpoint (either family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
-    pair (two files, or their folder); returns (net in eval mode, tracker config overrides, metadata)."""
+    """Load our checkpoint (any family), a siamfc-pytorch or NanoTrack state dict, or a NanoTrack ONNX
+    pair (two files, or their folder), LightFC's checkpoint or graph folder; returns (net in eval mode,
+    tracker config overrides, metadata). Whatever the importer, weights that are not all finite are a WeightsError."""
+    net, overrides, metadata = _import(source)
+    check_finite(net, source)
+    return net, overrides, metadata
+
+
+def _import(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """The importer ``source`` is for, by content; (net in eval mode, tracker config overrides, metadata)."""
     folder = lightfc.onnx_folder(source) if isinstance(source, (str, os.PathLike)) else None
     if folder is not None:
         net, overrides, metadata = lightfc.import_onnx(folder)

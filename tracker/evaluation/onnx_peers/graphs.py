@@ -11,7 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ...errors import WeightsError
-from ...onnx_backend import session_options
+from ...graph_cache import session_options
 
 
 @dataclass(frozen=True)

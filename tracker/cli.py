@@ -14,6 +14,9 @@ from .errors import SiamTrackError
 
 Handler = Callable[[argparse.Namespace], int]
 
+WEIGHTS_HELP = ("shipped model name, checkpoint path (ours, siamfc-pytorch, NanoTrack, LightFC's official .pth.tar) "
+                "or a graph folder (NanoTrack's ONNX pair, LightFC's template + track graphs); default: the default model")
+
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="track one object through a video, image folder or webcam",
@@ -26,7 +29,7 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="VIDEO", help="annotated video to write (.mp4 or .avi): box, score, fps")
     p.add_argument("--boxes", metavar="CSV", help="CSV to write: frame,x,y,w,h,score,lost per frame")
     p.add_argument("--show", action="store_true", help="display the tracking live (q or Esc stops)")
-    p.add_argument("--weights", help="shipped model name or checkpoint path (default: the default model)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
                    help="inference backend (auto: onnxruntime on CPU, torch on GPU)")
@@ -70,7 +73,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", help="optional sequence folder: groundtruth.txt + video.mp4 (or img/)")
     p.add_argument("--output", default="demo.mp4", metavar="VIDEO", help="annotated video to write (default demo.mp4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output video")
-    p.add_argument("--weights", help="shipped model name or checkpoint path (default: the default model)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip")
     p.add_argument("--frames", type=int, default=150, help="length of the generated clip")
@@ -195,7 +198,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="output format")
     p.add_argument("--output", required=True, metavar="DIR",
                    help="folder to write, created if missing (a file name such as model.onnx is refused)")
-    p.add_argument("--weights", default=None, help="shipped model name or checkpoint path (default: the default model)")
+    p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     p.set_defaults(handler=_run_export)
 
 

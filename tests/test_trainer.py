@@ -32,8 +32,6 @@ from tracker.models import SiameseNet, load_checkpoint, save_checkpoint
 from tracker.models.nanotrack import PRESETS
 from tracker.models.prune import narrow_box_net
 from tracker.synthetic import demo_clip
-from tracker.training.box_train import BoxTraining
-from tracker.training.centre_train import CentreTraining
 from tracker.training.data import collate
 from tracker.models.checkpoints import read_file, weights_digest
 from tracker.training.config import FAMILY_NAMES, add_train_arguments, setup_from_args
@@ -260,12 +258,14 @@ def clips(tmp_path_factory):
     return root
 
 
-def box_loss_on(net, setup, batch):
-    """The box loss of ``net`` (eval mode, no teacher) on a fixed batch of pairs."""
+def loss_on(net, setup, batch):
+    """The family's loss of ``net`` (eval mode, no teacher) on a fixed batch of pairs."""
     z, x, boxes, pos = batch
+    order = net.config.input_order
     with torch.no_grad():
-        maps = net.eval()(to_input(z, torch.device("cpu"), "bgr"), to_input(x, torch.device("cpu"), "bgr"))
-        loss, _ = BoxTraining(setup).loss(maps, (None,) * 4, None, torch.from_numpy(boxes), torch.from_numpy(pos), 16)
+        maps = net.eval()(to_input(z, torch.device("cpu"), order), to_input(x, torch.device("cpu"), order))
+        loss, _ = FAMILIES[setup.train.family](setup).loss(maps, (None,) * 4, None, torch.from_numpy(boxes),
+                                                           torch.from_numpy(pos), 16)
     return float(loss)
 
 
@@ -278,7 +278,7 @@ def test_box_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, t
     held_out = load_data(setup, 0)
     held_out.set_epoch(1000)                       # pairs no training epoch drew
     batch = collate([held_out[i] for i in range(48)])
-    losses = [box_loss_on(fresh_net(setup), setup, batch)] + [box_loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch)
+    losses = [loss_on(fresh_net(setup), setup, batch)] + [loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch)
                                                    for e in (1, 4)]
     assert losses[0] > losses[1] > losses[2]
     net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
@@ -426,15 +426,6 @@ def test_init_and_teacher_must_be_of_the_students_family(data, tmp_path):
 # ---- centre family ---------------------------------------------------------------------------------
 
 
-def centre_loss_on(net, setup, batch):
-    """The centre loss of ``net`` (eval mode, no teacher) on a fixed batch of pairs."""
-    z, x, boxes, pos = batch
-    with torch.no_grad():
-        maps = net.eval()(to_input(z, torch.device("cpu"), "rgb"), to_input(x, torch.device("cpu"), "rgb"))
-        loss, _ = CentreTraining(setup).loss(maps, (None,) * 4, None, torch.from_numpy(boxes), torch.from_numpy(pos), 16)
-    return float(loss)
-
-
 def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, tmp_path):
     argv = ["--sequences", str(clips), "--split", "", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
             "--epochs", "4", "--pairs-per-epoch", "128", "--batch-size", "8", "--threads", "1", "--progress", "false",
@@ -444,8 +435,8 @@ def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips
     held_out = load_data(setup, 0)
     held_out.set_epoch(1000)
     batch = collate([held_out[i] for i in range(48)])
-    losses = [centre_loss_on(fresh_net(setup), setup, batch)] + [
-        centre_loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch) for e in (1, 4)]
+    losses = [loss_on(fresh_net(setup), setup, batch)] + [
+        loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch) for e in (1, 4)]
     assert losses[0] > losses[1] > losses[2]
     net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
     assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)

@@ -22,7 +22,8 @@ class BenchOptions:
     """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers);
     ``split`` a split of tracker/splits.json (``validation`` spans two folders: ``dataset`` is their parent);
     ``allow_partial`` scores sequences annotated on their first frames only on those (else an error);
-    ``baseline`` is the tracker the others are compared with (default: the first)."""
+    ``baseline`` is the tracker the others are compared with (default: the first); ``ray`` runs the sequences
+    as Ray tasks instead of ``workers`` processes (an address, ``auto`` or ``local``: see runner.evaluate)."""
 
     dataset: Path
     out: Path
@@ -36,6 +37,7 @@ class BenchOptions:
     peers: PeerOptions = field(default_factory=PeerOptions)
     allow_partial: bool = False
     baseline: str | None = None
+    ray: str | None = None
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -50,8 +52,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     if opts.baseline is not None and opts.baseline not in [s.name for s in specs]:
         raise SiamTrackError(f"--baseline {opts.baseline} is none of this run's trackers "
                              f"({', '.join(s.name for s in specs)}); give one of those names")
-    run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress)
-    info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers,
+    run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress, opts.ray)
+    info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers, "ray": opts.ray,
             "threads_per_worker": 1, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "opencv": cv2.__version__}
     results = build_results(specs, sequences, opts.out, opts.got10k_compat, info, opts.baseline)

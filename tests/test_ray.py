@@ -164,3 +164,30 @@ def test_an_address_where_no_cluster_listens_is_one_line_at_once(monkeypatch):
     with pytest.raises(SiamTrackError, match=r"^cannot reach a Ray cluster at '127.0.0.1:1' \(.*refused\); start"):
         with ray_engine.connected("127.0.0.1:1"):
             pass
+
+
+def _tune(*args: str) -> None:
+    """tools/tune.py with ``args``; it must exit 0."""
+    import runpy
+    old, sys.argv = sys.argv, ["tune.py", *args]
+    try:
+        with pytest.raises(SystemExit) as code:
+            runpy.run_path(str(Path(__file__).parents[1] / "tools" / "tune.py"), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert code.value.code == 0
+
+
+def test_tune_on_ray_tune_reports_what_the_process_search_does_and_resumes(dataset, local_ray, tmp_path):
+    search = [str(dataset), "--split", "", "--sequences", "clip0,clip2", "--param", "window_influence=0.176,0.9"]
+    _tune(*search, "--out", str(tmp_path / "processes"))
+    _tune(*search, "--out", str(tmp_path / "ray"), "--ray")
+    table = (tmp_path / "ray" / "tune.md").read_text()
+    assert table == (tmp_path / "processes" / "tune.md").read_text() and "(start) | " in table
+    assert _box_files(tmp_path / "ray") == _box_files(tmp_path / "processes")
+    assert any((tmp_path / "ray" / "ray_tune").iterdir())  # the trials ran in Ray Tune
+    records = {p: p.read_text() for p in (tmp_path / "ray" / "boxes").rglob("*.json")}
+    assert len(records) == 4
+    _tune(*search, "--out", str(tmp_path / "ray"), "--ray")  # resumed: no trial tracks anything again
+    assert {p: p.read_text() for p in (tmp_path / "ray" / "boxes").rglob("*.json")} == records
+    assert (tmp_path / "ray" / "tune.md").read_text() == table

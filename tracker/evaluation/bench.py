@@ -23,7 +23,9 @@ class BenchOptions:
     ``split`` a split of tracker/splits.json (``validation`` spans two folders: ``dataset`` is their parent);
     ``allow_partial`` scores sequences annotated on their first frames only on those (else an error);
     ``baseline`` is the tracker the others are compared with (default: the first); ``ray`` runs the sequences
-    as Ray tasks instead of ``workers`` processes (an address, ``auto`` or ``local``: see runner.evaluate)."""
+    as Ray tasks instead of ``workers`` processes (an address, ``auto`` or ``local``: see runner.evaluate);
+    ``reports`` False leaves results.json, results.md and the plots unwritten (parallel tuning trials sharing
+    ``out`` would overwrite each other's: the search writes them once)."""
 
     dataset: Path
     out: Path
@@ -38,6 +40,7 @@ class BenchOptions:
     allow_partial: bool = False
     baseline: str | None = None
     ray: str | None = None
+    reports: bool = True
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -57,6 +60,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
             "threads_per_worker": 1, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "opencv": cv2.__version__}
     results = build_results(specs, sequences, opts.out, opts.got10k_compat, info, opts.baseline)
-    write_results(results, opts.out)
-    write_plots(results, opts.out)
+    if opts.reports:
+        write_results(results, opts.out)
+        write_plots(results, opts.out)
     return results

@@ -12,6 +12,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
+from unittest import mock
 
 from ..errors import SiamTrackError
 
@@ -36,9 +37,13 @@ def connected(address: str) -> Iterator[None]:
         yield
         return
     local = {"include_dashboard": False} if address == "local" else {}
+    # Ray starts its workers at niceness 15: beside other work they get less CPU than a --workers process, and
+    # their fps mean something else (0.74x beside other jobs on a 2-core machine). A cluster's nodes: the README.
+    niceness = {"RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0")} if local else {}
     try:
         check_reachable(address)
-        ray.init(address=address, logging_level=logging.ERROR, **local)
+        with mock.patch.dict(os.environ, niceness):
+            ray.init(address=address, logging_level=logging.ERROR, **local)
     except (OSError, RuntimeError, ValueError) as exc:  # OSError: ConnectionError, unknown host, timeout
         raise SiamTrackError(f"cannot reach a Ray cluster at {address!r} ({first_line(exc)}); start one with "
                              "`ray start --head`, or give --ray alone for a local Ray") from None

@@ -166,8 +166,8 @@ def test_an_address_where_no_cluster_listens_is_one_line_at_once(monkeypatch):
             pass
 
 
-def _tune(*args: str) -> None:
-    """tools/tune.py with ``args``; it must exit 0."""
+def _tune(*args: str, status: int = 0) -> None:
+    """tools/tune.py with ``args``; it must exit with ``status``."""
     import runpy
     old, sys.argv = sys.argv, ["tune.py", *args]
     try:
@@ -175,7 +175,7 @@ def _tune(*args: str) -> None:
             runpy.run_path(str(Path(__file__).parents[1] / "tools" / "tune.py"), run_name="__main__")
     finally:
         sys.argv = old
-    assert code.value.code == 0
+    assert code.value.code == status
 
 
 def test_tune_on_ray_tune_reports_what_the_process_search_does_and_resumes(dataset, local_ray, tmp_path):
@@ -191,3 +191,20 @@ def test_tune_on_ray_tune_reports_what_the_process_search_does_and_resumes(datas
     _tune(*search, "--out", str(tmp_path / "ray"), "--ray")  # resumed: no trial tracks anything again
     assert {p: p.read_text() for p in (tmp_path / "ray" / "boxes").rglob("*.json")} == records
     assert (tmp_path / "ray" / "tune.md").read_text() == table
+
+
+def test_tune_without_ray_installed_is_a_one_line_error_saying_what_to_install(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    for module in ("tracker.evaluation.ray_engine", "tracker.evaluation.tune_ray"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    _tune(str(dataset), "--split", "", "--param", "window_influence=0.176,0.9", "--out", str(tmp_path), "--ray",
+          status=2)
+    err = capsys.readouterr().err
+    assert err == "tune: error: --ray needs Ray, which is not installed: pip install 'siamtrack[ray]'\n"
+    assert not (tmp_path / "boxes").exists()
+
+
+def test_ray_progress_bars_count_finished_tasks(dataset, local_ray, tmp_path, capsys):
+    run_benchmark(parse_trackers("kcf"), load_dataset(dataset), tmp_path, ray="local")
+    err = capsys.readouterr().err
+    assert "sequences: 100%" in err and "3/3" in err and "22/22" in err  # 9 + 7 + 6 frames

@@ -19,7 +19,7 @@ from ..errors import SiamTrackError
 try:
     import ray
     from ray.exceptions import RayError, RayTaskError
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 except ImportError:
     raise SiamTrackError("--ray needs Ray, which is not installed: pip install 'siamtrack[ray]'") from None
 
@@ -99,7 +99,9 @@ def ray_map(fn: Callable[[Job], Any], jobs: list[Job], address: str, reads: list
     retries comes with its RayError instead. ``reads``: the files every node must be able to read."""
     with connected(address):
         check_readable(reads)
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_one_thread)
+        # never held to a caller's placement group (a Ray Tune trial's): each task takes its CPU from the cluster
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES,
+                          scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))(_one_thread)
         pending = {task.remote(fn, job): job for job in jobs}
         try:
             while pending:

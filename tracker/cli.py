@@ -113,6 +113,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                                    "parent, e.g. ../shared/data --split validation (GOT-10k: a subfolder)")
     p.add_argument("--sequences", help="comma-separated sequence names to run (default: all)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one thread each")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run every sequence as a Ray task (one thread each) instead of --workers: on the cluster at "
+                        "ADDRESS (auto, or host:port of its head), or on a local Ray when no ADDRESS is given; "
+                        "the dataset must be at the same path on every node (needs pip install 'siamtrack[ray]')")
     p.add_argument("--resume", action="store_true", help="skip tracker/sequence pairs whose box files exist")
     p.add_argument("--got10k-compat", action="store_true",
                    help="count frame 0 as the got10k toolkit's OTB report does (default: frame 0 excluded)")
@@ -159,7 +163,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         return 0
     results = run_bench(BenchOptions(Path(args.dataset), Path(args.out), args.trackers, args.split, names, args.workers,
                                      args.resume, args.got10k_compat, not args.no_progress, peers, args.allow_partial,
-                                     args.baseline))
+                                     args.baseline, args.ray))
     print(markdown(results, per_sequence=False), end="")
     failed = without_result(results)
     reasons = ", ".join(f"{name} ({why})" for name, why in failed.items())

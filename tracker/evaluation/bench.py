@@ -23,7 +23,10 @@ class BenchOptions:
     """What to benchmark where; ``trackers`` is the comma-separated list of tracker names (see peers);
     ``split`` a split of tracker/splits.json (``validation`` spans two folders: ``dataset`` is their parent);
     ``allow_partial`` scores sequences annotated on their first frames only on those (else an error);
-    ``baseline`` is the tracker the others are compared with (default: the first)."""
+    ``baseline`` is the tracker the others are compared with (default: the first); ``ray`` runs the sequences
+    as Ray tasks instead of ``workers`` processes (an address, ``auto`` or ``local``: see runner.evaluate);
+    ``reports`` False leaves results.json, results.md and the plots unwritten (parallel tuning trials sharing
+    ``out`` would overwrite each other's: the search writes them once)."""
 
     dataset: Path
     out: Path
@@ -37,6 +40,8 @@ class BenchOptions:
     peers: PeerOptions = field(default_factory=PeerOptions)
     allow_partial: bool = False
     baseline: str | None = None
+    ray: str | None = None
+    reports: bool = True
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -48,11 +53,12 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     if opts.baseline is not None and opts.baseline not in [s.name for s in specs]:
         raise SiamTrackError(f"--baseline {opts.baseline} is none of this run's trackers "
                              f"({', '.join(s.name for s in specs)}); give one of those names")
-    run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress)
-    info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers,
+    run_benchmark(specs, sequences, opts.out, max(1, opts.workers), opts.resume, opts.progress, opts.ray)
+    info = {"dataset": str(opts.dataset), "split": opts.split, "workers": opts.workers, "ray": opts.ray,
             "threads_per_worker": 1, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "opencv": cv2.__version__}
     results = build_results(specs, sequences, opts.out, opts.got10k_compat, info, opts.baseline)
-    write_results(results, opts.out)
-    write_plots(results, opts.out)
+    if opts.reports:
+        write_results(results, opts.out)
+        write_plots(results, opts.out)
     return results

@@ -1,8 +1,9 @@
 """Run trackers over sequences: each frame is decoded once and handed to every tracker of the run.
 
 A tracker is anything with ``init(frame, box)`` and ``update(frame)`` returning a TrackResult
-(or a bare x,y,w,h box). Sequences run in worker processes (spawned, one thread each); every
-run pins one thread, so a parallel run gives exactly the boxes of a serial one.
+(or a bare x,y,w,h box). Sequences run in worker processes (spawned, one thread each) or, with
+``ray=``, as Ray tasks (one thread each, see ray_engine); every run pins one thread, so a parallel
+run gives exactly the boxes of a serial one.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -199,17 +200,40 @@ def _drain(queue: Any, on_frame: Callable[[], None] | None) -> None:
 
 
 def evaluate(factory: TrackerFactory, sequences: list[Sequence], workers: int = 1,
-             got10k_compat: bool = False, allow_partial: bool = False) -> dict[str, Scores]:
+             got10k_compat: bool = False, allow_partial: bool = False, ray: str | None = None) -> dict[str, Scores]:
     """Per-sequence scores of the tracker ``factory()`` builds (one fresh tracker per sequence).
 
     With ``workers > 1`` the factory must be picklable (e.g. ``functools.partial(SiamTracker, weights=p)``).
+    ``ray``: run each sequence as a Ray task instead, on the cluster at that address (``auto``, host:port) or
+    on a local Ray (``local``); a Ray this process already initialised is used as it is.
     Summarise with :func:`tracker.evaluation.metrics.summarise`. A sequence with only its first box has
     nothing to score and is left out (not run); a partial ground truth is a DatasetError unless
     ``allow_partial``, then it is tracked to the end and scored on its annotated frames.
     """
     check_ground_truth(sequences, allow_partial)
-    jobs = [(factory, seq, got10k_compat) for seq in sequences if seq.ground_truth != "first-box"]
-    return dict(parallel_map(_score_job, jobs, workers))
+    jobs = [(factory, absolute(seq) if ray is not None else seq, got10k_compat)
+            for seq in sequences if seq.ground_truth != "first-box"]
+    if ray is None:
+        return dict(parallel_map(_score_job, jobs, workers))
+    from .ray_engine import describe, ray_map
+    scores: dict[str, Scores] = {}
+    for (_, seq, _), outcome in ray_map(_score_job, jobs, ray, [source(job[1]) for job in jobs]):
+        if isinstance(outcome, Exception):
+            raise RuntimeError(f"{seq.name}: {describe(outcome)}")
+        scores[seq.name] = outcome[1]
+    return {seq.name: scores[seq.name] for _, seq, _ in jobs}
+
+
+def absolute(seq: Sequence) -> Sequence:
+    """``seq`` with absolute file paths: a Ray task runs in another folder, often on another machine."""
+    return replace(seq, video=seq.video and seq.video.absolute(),
+                   frame_files=tuple(p.absolute() for p in seq.frame_files),
+                   truth_file=seq.truth_file and seq.truth_file.absolute())
+
+
+def source(seq: Sequence) -> Path:
+    """The file a task reads first: ``seq``'s video or its first frame."""
+    return seq.video if seq.video is not None else seq.frame_files[0]
 
 
 # ---------------------------------------------------------------- benchmark runs with box files
@@ -254,8 +278,15 @@ def is_done(out: Path, spec: TrackerSpec, seq: str) -> bool:
     return record.get("identity") == spec.identity and not record.get("unreadable")
 
 
-def _bench_job(job: tuple[Sequence, list[TrackerSpec], Path]) -> str:
-    seq, specs, out = job
+def _failed_run(seq: Sequence, error: str) -> SequenceRun:
+    """A run that tracked nothing: the initial box, NaN after it, and why."""
+    run = SequenceRun(np.full((len(seq), 4), np.nan), np.full(len(seq), np.nan), np.zeros(len(seq), bool), error=error)
+    run.boxes[0] = seq.boxes[0]
+    return run
+
+
+def _bench_job(job: tuple[Sequence, list[TrackerSpec]]) -> dict[str, SequenceRun]:
+    seq, specs = job
     trackers: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for spec in specs:
@@ -264,28 +295,24 @@ def _bench_job(job: tuple[Sequence, list[TrackerSpec], Path]) -> str:
         except Exception as exc:  # reported like any other failure
             failed[spec.name] = f"cannot build: {type(exc).__name__}: {exc}".splitlines()[0]
     runs = track_sequence(trackers, seq, on_frame=_tick)
-    for name, error in failed.items():
-        runs[name] = SequenceRun(np.full((len(seq), 4), np.nan), np.full(len(seq), np.nan), np.zeros(len(seq), bool),
-                                 error=error)
-        runs[name].boxes[0] = seq.boxes[0]
-    for spec in specs:
-        save_run(out, spec.name, seq.name, runs[spec.name], spec.identity)
-    return seq.name
+    runs.update({name: _failed_run(seq, error) for name, error in failed.items()})
+    return runs
 
 
 def run_benchmark(specs: list[TrackerSpec], sequences: list[Sequence], out: Path, workers: int = 1,
-                  resume: bool = False, progress: bool = True) -> None:
+                  resume: bool = False, progress: bool = True, ray: str | None = None) -> None:
     """Run every runnable tracker on every sequence, saving per-sequence box files under ``out/boxes``.
 
     With ``resume``, (tracker, sequence) pairs whose files exist and were made by the same
-    tracker identity are skipped.
+    tracker identity are skipped. ``ray``: each sequence is a Ray task (see :func:`evaluate`); one that
+    fails after Ray's retries is saved with its reason and no identity, so ``resume`` runs it again.
     """
     runnable = [s for s in specs if s.factory is not None]
     jobs = []
     for seq in sequences:
         todo = [s for s in runnable if not (resume and is_done(out, s, seq.name))]
         if todo:
-            jobs.append((seq, todo, out))
+            jobs.append((absolute(seq) if ray is not None else seq, todo))
     if not jobs:
         return
     seq_bar = frame_bar = None
@@ -294,7 +321,22 @@ def run_benchmark(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
         seq_bar = tqdm(total=len(jobs), desc="sequences", unit="seq", position=0)
         frame_bar = tqdm(total=sum(len(j[0]) for j in jobs), desc="frames", unit="frame", position=1, leave=False)
     try:
-        for _name in parallel_map(_bench_job, jobs, workers, frame_bar.update if frame_bar is not None else None):
+        if ray is None:
+            finished = zip(jobs, parallel_map(_bench_job, jobs, workers,
+                                              frame_bar.update if frame_bar is not None else None))
+        else:
+            from .ray_engine import describe, ray_map
+            finished = ray_map(_bench_job, jobs, ray, [source(seq) for seq, _ in jobs])
+        for (seq, todo), runs in finished:
+            if isinstance(runs, Exception):
+                reason = describe(runs)
+                for spec in todo:
+                    save_run(out, spec.name, seq.name, _failed_run(seq, reason))
+            else:
+                for spec in todo:
+                    save_run(out, spec.name, seq.name, runs[spec.name], spec.identity)
+            if ray is not None and frame_bar is not None:
+                frame_bar.update(len(seq))  # a task's frames count when it finishes
             if seq_bar is not None:
                 seq_bar.update(1)
     finally:

@@ -92,11 +92,14 @@ def tracker_name(weights: str | None, overrides: Overrides) -> str:
 
 
 def bench_evaluator(dataset: Path, out: Path, weights: str | None, split: str | None, workers: int,
-                    sequences: list[str] | None = None, peers: PeerOptions = PeerOptions(), progress: bool = False) -> Callable[[list[Overrides]], list[Trial]]:
-    """Evaluate candidates with ``siamtrack bench`` on ``dataset`` (results cached in ``out``)."""
+                    sequences: list[str] | None = None, peers: PeerOptions = PeerOptions(), progress: bool = False,
+                    reports: bool = True, ray: str | None = None) -> Callable[[list[Overrides]], list[Trial]]:
+    """Evaluate candidates with ``siamtrack bench`` on ``dataset`` (results cached in ``out``; ``reports``:
+    also write its results.json/md and plots there; ``ray``: its sequences as Ray tasks)."""
     def evaluate(candidates: list[Overrides]) -> list[Trial]:
         names = [tracker_name(weights, c) for c in candidates]
-        results = run_bench(BenchOptions(dataset, out, names, split, sequences, workers, True, False, progress, peers))
+        results = run_bench(BenchOptions(dataset, out, names, split, sequences, workers, True, False, progress, peers,
+                                         reports=reports, ray=ray))
         trials = []
         for c in candidates:
             row = results["trackers"][siamtrack_label(weights, _extra(c))]

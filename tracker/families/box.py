@@ -58,7 +58,7 @@ class BoxStep:
     def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
         """The cls map as probabilities (the doubt's input; see tracker.tracking.rivalry)."""
         cls = outputs[0][0]
-        return 1.0 / (1.0 + np.exp(cls[0] - cls[1]))
+        return 1.0 / (1.0 + np.exp(np.clip(cls[0] - cls[1], -60.0, 60.0)))  # clipped: no overflow warning
 
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Best point of a lost-state crop by score and size consistency (no window: the target may be anywhere)."""

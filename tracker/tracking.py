@@ -33,7 +33,7 @@ MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of insta
 @dataclass(frozen=True)
 class TrackResult:
     """One frame's answer: box (x, y, w, h) floats, 0-based; score in [0, 1] = the peak's confidence times
-    one minus the doubt (README, section Lost target); lost = in the lost state or doubting."""
+    one minus the doubt (README, Robustness: "What score and lost mean"); lost = in the lost state or doubting."""
 
     box: tuple[float, float, float, float]
     score: float

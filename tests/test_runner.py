@@ -15,7 +15,7 @@ from tracker.evaluation.peers import TrackerSpec, parse_trackers
 from tracker.evaluation.report import build_results, without_result
 from tracker.errors import DatasetError
 from tracker.evaluation.metrics import score_sequence
-from tracker.evaluation.runner import box_paths, evaluate, run_benchmark, track_sequence
+from tracker.evaluation.runner import box_paths, evaluate, run_benchmark, score_path, track_sequence
 from tracker.tracking import TrackResult
 
 
@@ -116,6 +116,12 @@ def test_parallel_run_equals_serial_and_resume_skips_done_pairs(dataset, siam, t
     run_benchmark(specs, seqs, serial, workers=1, resume=True, progress=False)
     assert txt.read_text() == box_paths(parallel, "csrt", "beta")[0].read_text()
     assert kept.stat().st_mtime_ns == before
+    # a run saved before per-frame score files existed is run again (its lost flags cannot be measured)
+    score_file = score_path(serial, "kcf", "gamma")
+    assert score_file.read_text().splitlines()[0] == "nan,0" and len(score_file.read_text().splitlines()) == 6
+    score_file.unlink()
+    run_benchmark(specs, seqs, serial, workers=1, resume=True, progress=False)
+    assert score_file.is_file()
     # a tracker whose identity changed (e.g. retrained weights under the same name) is run again
     changed = [replace(s, identity="retrained") if s.name == "kcf" else s for s in specs]
     run_benchmark(changed, seqs[:1], serial, workers=1, resume=True, progress=False)

@@ -230,6 +230,8 @@ class LoopConfig:
     lost_patience: int = 1       # consecutive low-confidence frames before entering the lost state
     recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
     confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
+    doubt_rate: float = 0.05      # how fast the doubt follows the score map's rivalry (a running mean)
+    doubt_threshold: float = 0.5  # doubt from which the target is reported lost (box kept moving); > 1 = never
     redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
     template_weight: float = 0.0  # share of a recent confident exemplar in the template (0 = the first only)
     template_every: int = 10      # frames between template refreshes
@@ -241,6 +243,9 @@ class LoopConfig:
         if not 0.0 <= self.template_weight < 1.0 or self.template_every < 1:
             raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
                              f"{self.template_weight}, {self.template_every}")
+        if not 0.0 < self.doubt_rate <= 1.0 or self.doubt_threshold < 0.0:
+            raise ValueError(f"doubt_rate must be in (0, 1] and doubt_threshold >= 0 (above 1: never doubt), got "
+                             f"{self.doubt_rate}, {self.doubt_threshold}")
 
     @property
     def frame_sizes(self) -> tuple[int, ...]:
@@ -273,6 +278,7 @@ class TrackerConfig(LoopConfig):
     response_up: int = 16
     min_scale: float = 0.2       # search size clamp, relative to its initial value
     max_scale: float = 5.0
+    doubt_threshold: float = 2.0  # never: on training SiamFC's rivalry flags failure frames at precision <= 0.3
 
     def __post_init__(self) -> None:
         if self.scale_num < 1:

@@ -5,10 +5,14 @@ Per frame and target: the family's step crops the search region(s) -> backbone -
 outputs -> the step's post-processing proposes a new centre and size (tracker/families). The
 exemplar embedding is computed once at ``init``. A confidence below ``lost_threshold`` puts the
 target in a lost state: the box stops moving and one search over a growing region (up to the whole
-frame) looks for it again.
+frame) looks for it again. A step that shows its score map (``score_map``) also feeds the *doubt*: a
+rival peak nearly as high as the chosen one, frame after frame, is how a tracker that has drifted onto
+a distractor or the background looks, long before its peak drops; doubt lowers the reported score and
+raises the lost flag without moving the box.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +32,23 @@ MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of insta
 
 @dataclass(frozen=True)
 class TrackResult:
-    """One frame's answer: box (x, y, w, h) floats, 0-based; score = peak confidence in [0, 1]."""
+    """One frame's answer: box (x, y, w, h) floats, 0-based; score in [0, 1] = the peak's confidence times
+    one minus the doubt (README, Robustness: "What score and lost mean"); lost = in the lost state or doubting."""
 
     box: tuple[float, float, float, float]
     score: float
     lost: bool
+
+
+def rivalry(score_map: np.ndarray, radius: int) -> float:
+    """The highest cell farther than ``radius`` cells (Chebyshev) from the peak, over the peak, both measured
+    above the map's floor: 0 = one clear peak, 1 = a rival as high as the peak."""
+    floor = float(score_map.min())
+    r, c = np.unravel_index(int(np.argmax(score_map)), score_map.shape)
+    height = float(score_map[r, c]) - floor
+    rest = score_map.copy()
+    rest[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = floor
+    return min(max((float(rest.max()) - floor) / height, 0.0), 1.0) if height > 0 else 1.0
 
 
 class _Target:
@@ -49,7 +65,8 @@ class _Target:
         self.growth = 1.0
         self.frame_shape = frame.shape[:2]
         self.frame_side = max(frame.shape[:2])
-        self.score = 1.0      # confidence of the last frame
+        self.score = 1.0      # confidence of the last frame (drives the lost state, crops, template refresh)
+        self.doubt = 0.0      # running mean of the map's rivalry over tracked frames (frozen while lost)
         self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
         self.confident_frames = 0
         self._confident = self._geometry()
@@ -76,6 +93,12 @@ class _Target:
         that vanishes drops at once (the reference is frozen while low/lost)."""
         return min(max(raw / self.reference, 0.0), 1.0)
 
+    def peak_radius(self) -> int:
+        """Map cells (``total_stride`` search-crop px each) the target's own peak spans: half its size in the
+        crop. The same rule fits a stride-16 box map (2 cells) and a stride-8 SiamFC response (4)."""
+        cfg = self.cfg
+        return max(1, round(math.sqrt(self.w * self.h) * cfg.instance_size / self.x_sz / (2 * cfg.total_stride)))
+
     @property
     def box(self) -> tuple[float, float, float, float]:
         return (self.cx - (self.w - 1) / 2, self.cy - (self.h - 1) / 2, self.w, self.h)
@@ -83,18 +106,25 @@ class _Target:
     def exemplar_into(self, frame: np.ndarray, out: np.ndarray) -> None:
         crop_into(frame, self.cx, self.cy, self.z_sz, out, self.border)
 
-    def apply(self, proposal: tuple[float, float, float, float, float], relative: bool) -> TrackResult:
-        """Take the step's (raw score, cx, cy, w, h) unless the confidence says the target is lost."""
+    def _result(self, lost: bool) -> TrackResult:
+        """What the user sees: the confidence discounted by the doubt; lost in the lost state or when doubting."""
+        return TrackResult(self.box, self.score * (1.0 - self.doubt), lost or self.doubt >= self.cfg.doubt_threshold)
+
+    def apply(self, proposal: tuple[float, float, float, float, float], relative: bool,
+              rival: float = 0.0) -> TrackResult:
+        """Take the step's (raw score, cx, cy, w, h) unless the confidence says the target is lost; ``rival``
+        (0 for a step without a score map) updates the doubt."""
         raw, cx, cy, w, h = proposal
         score = self.score = self.confidence(raw)
+        self.doubt += self.cfg.doubt_rate * (rival - self.doubt)
         if self._enters_lost(score):
-            return TrackResult(self.box, score, True)
+            return self._result(True)
         self._set(cx, cy, w, h)
         if not self.low_count:
             self._confident = self._geometry()
             if relative:
                 self.reference += self.cfg.confidence_rate * (max(raw, 1e-6) - self.reference)
-        return TrackResult(self.box, score, False)
+        return self._result(False)
 
     def _enters_lost(self, score: float) -> bool:
         """Count consecutive low-confidence frames; after ``lost_patience`` of them enter the lost state,
@@ -128,13 +158,13 @@ class _Target:
         raw, cx, cy = found
         score = self.score = self.confidence(raw)
         if score < max(self.cfg.lost_threshold, self.cfg.recover_threshold):
-            return TrackResult(self.box, score, True)
+            return self._result(True)
         self._set(cx, cy, self.w, self.h)
         self.lost = False
         self.low_count = 0
         self.growth = 1.0
         self._confident = self._geometry()
-        return TrackResult(self.box, score, False)
+        return self._result(False)
 
 
 def build_engine(net, backend: str, device: str, config: LoopConfig | None = None, threads: int | None = None):
@@ -261,8 +291,9 @@ class MultiTracker:
             for k, tid in enumerate(active):
                 target = self._targets[tid]
                 mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
-                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence)
-                if self.config.template_weight and target.refresh_due(results[tid].score):
+                rival = rivalry(step.score_map(mine), target.peak_radius()) if hasattr(step, "score_map") else 0.0
+                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence, rival)
+                if self.config.template_weight and target.refresh_due(target.score):
                     self._refresh_template(tid, target, frame)
         for tid, target in self._targets.items():
             if tid not in results:

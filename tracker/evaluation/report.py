@@ -19,32 +19,47 @@ import numpy as np
 
 from ..datasets import Sequence
 from ..splits import load_splits
+from .lost_metrics import Outcome, dataset_report, outcome, sequence_report
 from .metrics import Scores, summarise
 from .paired import LEVEL, RESAMPLES, SEED, PairedDifference, paired_difference, tracker_scores
 from .peers import TrackerSpec
-from .runner import box_paths, score_tracked
+from .runner import box_paths, score_path, score_tracked
 
 SUMMARY_KEYS = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75")
 NO_GROUND_TRUTH = "no ground truth: boxes written, no metrics"
 UNLISTED = "unlisted"  # the block of sequences tracker/splits.json does not name
 PAIRED_METRICS = ("auc", "precision")
+LOST_KEYS = ("failure_frames", "lost_frames", "lost_precision", "lost_recall", "score_roc_auc", "lt_precision",
+             "lt_recall", "lt_f", "lt_threshold")
 
 
-def _sequence_entry(seq: Sequence, scores: Scores | None, record: dict[str, Any]) -> dict[str, Any]:
+def _sequence_entry(seq: Sequence, scores: Scores | None, record: dict[str, Any],
+                    frames: Outcome | None) -> dict[str, Any]:
     run = {"fps": record["tracker_fps"], "end_to_end_fps": record["end_to_end_fps"], "lost": record["lost"],
            "error": record["error"]}
     if scores is None:
         return {"status": "no-ground-truth", "note": NO_GROUND_TRUTH, **run}
+    signals = sequence_report(frames) if frames is not None else dict.fromkeys(LOST_KEYS)
     if seq.ground_truth == "partial":
         note = f"ground truth for the first {len(seq.boxes)} of {len(seq)} frames: scored on those, all tracked"
-        return {"status": "partial", "note": note, **scores.to_dict(curves=False), **run}
-    return {"status": "ok", **scores.to_dict(curves=False), **run}
+        return {"status": "partial", "note": note, **scores.to_dict(curves=False), **signals, **run}
+    return {"status": "ok", **scores.to_dict(curves=False), **signals, **run}
+
+
+def _outcome(out: Path, name: str, seq: Sequence, boxes: np.ndarray) -> Outcome | None:
+    """The frames the lost-flag metrics need; None for a run saved before score files existed."""
+    path = score_path(out, name, seq.name)
+    if not path.is_file():
+        return None
+    saved = np.loadtxt(path, delimiter=",", ndmin=2)
+    return outcome(boxes, saved[:, 0], saved[:, 1] > 0, seq.boxes)
 
 
 def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_compat: bool = False) -> dict[str, Any]:
     """One tracker's entry of results.json: dataset scores, fps, lost count, per-sequence entries."""
     per_seq: dict[str, Any] = {}
     scores: list[Scores] = []
+    outcomes: list[Outcome | None] = []
     updates = update_time = frames = e2e_time = 0.0
     lost = 0
     for seq in sequences:
@@ -56,11 +71,14 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
         if record.get("unreadable"):  # nothing to score: listed with its reason, left out of every mean
             per_seq[seq.name] = {"status": "unreadable", "error": record["error"], "reason": record["unreadable"]}
             continue
-        s = None
+        s = signals = None
         if seq.ground_truth != "first-box":
-            s = score_tracked(np.loadtxt(txt, delimiter=",", ndmin=2), seq, got10k_compat)
+            boxes = np.loadtxt(txt, delimiter=",", ndmin=2)
+            s = score_tracked(boxes, seq, got10k_compat)
+            signals = _outcome(out, name, seq, boxes)
             scores.append(s)
-        per_seq[seq.name] = _sequence_entry(seq, s, record)
+            outcomes.append(signals)
+        per_seq[seq.name] = _sequence_entry(seq, s, record, signals)
         updates += record["frames"] - 1
         update_time += record["update_time"]
         frames += record["frames"]
@@ -75,6 +93,8 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
         entry.update(frames=total.frames, success_curve=total.success_curve, precision_curve=total.precision_curve)
     else:
         entry.update({k: None for k in SUMMARY_KEYS})
+    complete = bool(outcomes) and all(o is not None for o in outcomes)
+    entry.update(dataset_report(outcomes) if complete else dict.fromkeys(LOST_KEYS))  # type: ignore[arg-type]
     entry.update(fps=updates / update_time if update_time > 0 else None,
                  end_to_end_fps=frames / e2e_time if e2e_time > 0 else None, lost=lost, errors=errors, sequences=per_seq)
     return entry
@@ -114,7 +134,7 @@ def build_results(specs: list[TrackerSpec], sequences: list[Sequence], out: Path
     trackers: dict[str, Any] = {}
     for spec in specs:
         if spec.error is not None:
-            trackers[spec.name] = {"status": spec.error, **{k: None for k in SUMMARY_KEYS}, "fps": None,
+            trackers[spec.name] = {"status": spec.error, **dict.fromkeys(SUMMARY_KEYS + LOST_KEYS), "fps": None,
                                    "end_to_end_fps": None, "lost": None, "sequences": {}, "blocks": {}}
         else:
             entry = tracker_results(spec.name, sequences, out, got10k_compat)
@@ -185,6 +205,43 @@ def _block_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lost_table(trackers: dict[str, Any]) -> list[str]:
+    """Can the tracker's lost flag and score be trusted (lost_metrics.py): flag precision / recall against
+    failure frames, the score's ROC AUC for the same split, VOT-LT tracking Pr / Re / F at the best threshold."""
+    lines = ["", "Lost flag and confidence (frame 0 excluded; failure = target absent, or present with IoU 0): the "
+                 "flag's precision / recall of failure frames (pooled), the score's ROC AUC separating them (pooled), "
+                 "long-term tracking Pr / Re / F at the best threshold τ (VOT-LT, means over sequences)", "",
+             "| Tracker | failure frames | lost frames | lost P | lost R | score ROC AUC | LT Pr | LT Re | LT F | τ |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t in trackers.items():
+        cells = [_f(t.get(k)) for k in ("lost_precision", "lost_recall", "score_roc_auc", "lt_precision", "lt_recall",
+                                         "lt_f", "lt_threshold")]
+        counts = ["-" if t.get(k) is None else str(t[k]) for k in ("failure_frames", "lost_frames")]
+        lines.append(f"| {name} | " + " | ".join(counts + cells) + " |")
+    return lines
+
+
+def _sequence_cells(e: dict[str, Any], keys: tuple[str, ...], digits: tuple[int, ...]) -> str:
+    """One tracker's cell of a per-sequence table: the keys joined by ' / ', or why there are none."""
+    if e.get("status") == "unreadable":
+        return "unreadable"
+    if "auc" not in e:
+        cell = NO_GROUND_TRUTH if e.get("status") == "no-ground-truth" else "-"
+    else:
+        cell = " / ".join(_f(e.get(k), d) for k, d in zip(keys, digits))
+        cell += " (partial ground truth)" if e["status"] == "partial" else ""
+    return cell + (" (error)" if e.get("error") else "")
+
+
+def _sequence_table(results: dict[str, Any], ran: list[str], title: str, keys: tuple[str, ...],
+                    digits: tuple[int, ...]) -> list[str]:
+    lines = ["", f"Per sequence: {title}", "", "| Sequence | " + " | ".join(ran) + " |", "|---" * (len(ran) + 1) + "|"]
+    for seq in results["info"]["sequences"]:
+        cells = [_sequence_cells(results["trackers"][name]["sequences"].get(seq, {}), keys, digits) for name in ran]
+        lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _paired_table(paired: dict[str, Any]) -> list[str]:
     """Every tracker against the baseline: mean per-sequence difference, its bootstrap interval, n, wins/losses."""
     pct = round(100 * paired["level"])
@@ -205,8 +262,8 @@ def _paired_table(paired: dict[str, Any]) -> list[str]:
 
 
 def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
-    """results.md: a summary table (one row per tracker), per-block means, paired differences against the
-    baseline, and a per-sequence table (AUC / P@20 / SR0.5 / fps)."""
+    """results.md: a summary table (one row per tracker), the lost flag and confidence, per-block means, paired differences against the
+    baseline, and per-sequence tables (AUC / P@20 / SR0.5 / fps; lost flag and confidence)."""
     trackers = results["trackers"]
     info = results["info"]
     count = len(info["sequences"])
@@ -222,26 +279,16 @@ def markdown(results: dict[str, Any], per_sequence: bool = True) -> str:
                      f"{'-' if t['lost'] is None else t['lost']} | {t['status']} |")
     if unreadable_note(results):
         lines += ["", f"Unreadable sequences, not run or scored: {unreadable_note(results)}"]
+    lines += _lost_table(trackers)
     lines += _block_table(results)
     if "paired" in results:
         lines += _paired_table(results["paired"])
     ran = [n for n, t in trackers.items() if t["sequences"]]
     if ran and per_sequence:
-        lines += ["", "Per sequence: AUC / P@20 / SR0.5 / fps", "",
-                  "| Sequence | " + " | ".join(ran) + " |", "|---" * (len(ran) + 1) + "|"]
-        for seq in info["sequences"]:
-            cells = []
-            for name in ran:
-                e = trackers[name]["sequences"].get(seq, {})
-                if "auc" in e:
-                    cell = f"{_f(e['auc'])} / {_f(e['precision'])} / {_f(e['sr50'])} / {_f(e['fps'], 1)}"
-                    cell += " (partial ground truth)" if e["status"] == "partial" else ""
-                elif e.get("status") == "unreadable":
-                    cell = "unreadable"
-                else:
-                    cell = NO_GROUND_TRUTH if e.get("status") == "no-ground-truth" else "-"
-                cells.append(cell + (" (error)" if e.get("error") and e.get("status") != "unreadable" else ""))
-            lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+        lines += _sequence_table(results, ran, "AUC / P@20 / SR0.5 / fps", ("auc", "precision", "sr50", "fps"),
+                                 (3, 3, 3, 1))
+        lines += _sequence_table(results, ran, "lost P / lost R / score ROC AUC / LT F",
+                                 ("lost_precision", "lost_recall", "score_roc_auc", "lt_f"), (3, 3, 3, 3))
     errors = [f"- {n}: {err}" for n, t in trackers.items() for err in t.get("errors", [])]
     if errors:
         lines += ["", "Errors:", *errors]

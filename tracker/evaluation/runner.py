@@ -252,11 +252,19 @@ def box_paths(out: Path, tracker: str, seq: str) -> tuple[Path, Path]:
     return d / f"{seq}.txt", d / f"{seq}.json"
 
 
+def score_path(out: Path, tracker: str, seq: str) -> Path:
+    """Per-frame ``score,lost`` of one tracker on one sequence (score ``nan`` on frame 0 and for trackers
+    without a confidence): what the lost-flag and confidence metrics are computed from."""
+    return box_paths(out, tracker, seq)[0].with_suffix(".score.txt")
+
+
 def save_run(out: Path, tracker: str, seq: str, run: SequenceRun, identity: str = "") -> None:
-    """Write the box file, then the record (written last and atomically: its presence means done)."""
+    """Write the box and score files, then the record (written last and atomically: its presence means done)."""
     txt, rec = box_paths(out, tracker, seq)
     txt.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(txt, run.boxes, fmt=BOX_FORMAT, delimiter=",")
+    np.savetxt(score_path(out, tracker, seq), np.column_stack([run.scores, run.lost]), fmt=("%.6f", "%d"),
+               delimiter=",")
     record = {"frames": len(run.boxes), "init_time": run.init_time, "update_time": run.update_time,
               "decode_time": run.decode_time, "tracker_fps": run.tracker_fps, "end_to_end_fps": run.end_to_end_fps,
               "lost": run.lost_count, "error": run.error, "unreadable": run.unreadable, "identity": identity}
@@ -269,7 +277,7 @@ def is_done(out: Path, spec: TrackerSpec, seq: str) -> bool:
     """Results exist and were made by exactly this tracker (same weights, config, model files); a sequence
     that could not be read is tried again (its video may have been fixed)."""
     txt, rec = box_paths(out, spec.name, seq)
-    if not (txt.is_file() and rec.is_file()):
+    if not (txt.is_file() and rec.is_file() and score_path(out, spec.name, seq).is_file()):
         return False
     try:
         record = json.loads(rec.read_text())

@@ -56,6 +56,11 @@ class BoxStep(ContextExemplar):
         h = min(max(target.h * (1 - lr) + h / scale * lr, cfg.min_size), height)
         return score, cx, cy, w, h
 
+    def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The cls map as probabilities (the doubt's input; see tracker.tracking.rivalry)."""
+        cls = outputs[0][0]
+        return 1.0 / (1.0 + np.exp(np.clip(cls[0] - cls[1], -60.0, 60.0)))  # clipped: no overflow warning
+
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Best point of a lost-state crop by score and size consistency (no window: the target may be anywhere)."""
         cfg = self.cfg

@@ -41,6 +41,11 @@ class SiamFCStep(ContextExemplar):
         scale = x_sz / target.x_sz
         return raw, target.cx + (c - half) * step, target.cy + (r - half) * step, target.w * scale, target.h * scale
 
+    def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The response of the scale with the highest peak (the doubt's input; see tracker.tracking.rivalry)."""
+        responses = outputs[0][:, 0]
+        return responses[int(np.argmax(responses.reshape(len(responses), -1).max(axis=1)))]
+
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Peak of one lost-state response over an ``out_size`` crop of ``crop_px`` frame px -> (raw, cx, cy)."""
         cfg = self.cfg

@@ -1,0 +1,56 @@
+"""The doubt: a rival peak in the score map, frame after frame, lowers the score and raises the lost flag
+without moving the box (tracker.tracking.rivalry, _Target.apply)."""
+import numpy as np
+import pytest
+
+from tracker.config import BoxTrackerConfig, TrackerConfig
+from tracker.tracking import _Target, rivalry
+
+
+def test_rivalry_is_the_highest_cell_outside_the_peak_over_the_peak_above_the_floor():
+    m = np.full((7, 7), 0.2)
+    m[1, 1] = 1.0
+    assert rivalry(m, 2) == 0.0
+    m[2, 3] = 0.9  # 2 cells from the peak: part of it
+    assert rivalry(m, 2) == 0.0
+    assert rivalry(m, 1) == pytest.approx(0.875)  # a narrower peak: (0.9 - 0.2) / (1.0 - 0.2)
+    m[5, 5] = 0.6  # 4 cells away: (0.6 - 0.2) / (1.0 - 0.2)
+    assert rivalry(m, 2) == pytest.approx(0.5)
+    assert rivalry(np.full((5, 5), 0.3), 2) == 1.0  # no peak at all: nothing says where the target is
+
+
+def test_the_peak_spans_half_the_target_in_map_cells():
+    # a square target fills exemplar_size / 2 = 63.5 crop px at context 0.5: 2 cells at stride 16, 4 at stride 8
+    frame = np.zeros((100, 100, 3), np.uint8)
+    assert _Target(BoxTrackerConfig(instance_size=207), frame, (10.0, 10.0, 30.0, 30.0)).peak_radius() == 2
+    assert _Target(TrackerConfig(), frame, (10.0, 10.0, 30.0, 30.0)).peak_radius() == 4
+
+
+def _target(**cfg):
+    frame = np.zeros((100, 100, 3), np.uint8)
+    return _Target(BoxTrackerConfig(lost_threshold=0.5, lost_patience=1, **cfg), frame, (40.0, 40.0, 20.0, 20.0))
+
+
+def test_doubt_is_a_running_mean_of_rivalry_that_flags_without_moving_the_box_back():
+    t = _target(doubt_rate=0.5, doubt_threshold=0.5)
+    a = t.apply((0.9, 52.0, 50.0, 20.0, 20.0), False, rival=1.0)  # doubt 0 + 0.5 (1 - 0) = 0.5
+    assert a.lost and a.score == pytest.approx(0.9 * 0.5) and a.box == (42.5, 40.5, 20.0, 20.0)  # it still follows
+    b = t.apply((0.8, 54.0, 50.0, 20.0, 20.0), False, rival=0.0)  # 0.5 + 0.5 (0 - 0.5) = 0.25: no longer doubting
+    assert not b.lost and b.score == pytest.approx(0.8 * 0.75) and b.box[0] == 44.5
+
+
+def test_without_a_score_map_nothing_changes_and_the_lost_state_freezes_the_doubt():
+    t = _target(doubt_rate=0.2)
+    assert t.apply((0.9, 50.0, 50.0, 20.0, 20.0), False) == t.apply((0.9, 50.0, 50.0, 20.0, 20.0), False)
+    assert t.doubt == 0.0 and t.score == 0.9
+    t.apply((0.9, 50.0, 50.0, 20.0, 20.0), False, rival=1.0)  # doubt 0.2
+    lost = t.apply((0.1, 80.0, 80.0, 20.0, 20.0), False, rival=1.0)  # doubt 0.36, confidence under 0.5: lost state
+    assert lost.lost and lost.box == (40.5, 40.5, 20.0, 20.0) and t.doubt == pytest.approx(0.36)
+    again = t.redetect((0.2, 10.0, 10.0))  # not found: doubt kept, score discounted by it
+    assert again.lost and again.score == pytest.approx(0.2 * 0.64) and t.doubt == pytest.approx(0.36)
+
+
+@pytest.mark.parametrize("bad", [{"doubt_rate": 0.0}, {"doubt_rate": 1.5}, {"doubt_threshold": -0.1}])
+def test_doubt_settings_out_of_range_are_refused(bad):
+    with pytest.raises(ValueError, match="doubt_rate must be in"):
+        BoxTrackerConfig(**bad)

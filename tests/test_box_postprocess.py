@@ -52,3 +52,10 @@ def test_grid_origin_keeps_points_on_the_image_when_the_crop_changes():
     # v1/v2's stays half a stride off centre: point 0 is always 1 px left of the crop's first pixel
     for n, crop in ((14, 223), (15, 239), (17, 271), (20, 319)):
         assert grid_origin(n, crop, 255, 16) + (crop - 1) / 2 == -1
+
+
+def test_target_probability_is_the_softmax_of_the_target_channel():
+    from tracker.postprocess.box import target_probability
+    cls = np.random.default_rng(0).normal(0, 30, (2, 15, 15)).astype(np.float32)  # gaps past +-60 too
+    expected = np.exp(cls[1].astype(np.float64)) / (np.exp(cls[0].astype(np.float64)) + np.exp(cls[1].astype(np.float64)))
+    np.testing.assert_allclose(target_probability(cls), expected, atol=1e-6)

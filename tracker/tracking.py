@@ -25,6 +25,7 @@ from .engine import TorchEngine, resolve_device, resolve_threads
 from .errors import FrameError
 from .families import Step, build_step, loop_config
 from .inputs import as_bgr, check_box
+from .postprocess.rivalry import rivalry
 from .model_zoo import load_shared
 
 MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of instance_size
@@ -38,17 +39,6 @@ class TrackResult:
     box: tuple[float, float, float, float]
     score: float
     lost: bool
-
-
-def rivalry(score_map: np.ndarray, radius: int) -> float:
-    """The highest cell farther than ``radius`` cells (Chebyshev) from the peak, over the peak, both measured
-    above the map's floor: 0 = one clear peak, 1 = a rival as high as the peak."""
-    floor = float(score_map.min())
-    r, c = np.unravel_index(int(np.argmax(score_map)), score_map.shape)
-    height = float(score_map[r, c]) - floor
-    rest = score_map.copy()
-    rest[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = floor
-    return min(max((float(rest.max()) - floor) / height, 0.0), 1.0) if height > 0 else 1.0
 
 
 class _Target:

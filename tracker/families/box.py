@@ -6,7 +6,7 @@ import numpy as np
 from ..config import BoxTrackerConfig
 from ..crops import crop_into
 from .common import ContextExemplar
-from ..postprocess.box import cosine_window, grid_origin, locate_box
+from ..postprocess.box import cosine_window, grid_origin, locate_box, target_probability
 
 Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
 
@@ -58,8 +58,7 @@ class BoxStep(ContextExemplar):
 
     def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
         """The cls map as probabilities (the doubt's input; see tracker.tracking.rivalry)."""
-        cls = outputs[0][0]
-        return 1.0 / (1.0 + np.exp(np.clip(cls[0] - cls[1], -60.0, 60.0)))  # clipped: no overflow warning
+        return target_probability(outputs[0][0])
 
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Best point of a lost-state crop by score and size consistency (no window: the target may be anywhere)."""

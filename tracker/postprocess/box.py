@@ -98,3 +98,16 @@ def locate_box_reference(cls: np.ndarray, loc: np.ndarray, window: np.ndarray, s
     pscore = penalty * score * (1 - window_influence) + window.ravel() * window_influence
     k = int(np.argmax(pscore))
     return float(score[k]), float(penalty[k]), float(cx[k]), float(cy[k]), float(w[k]), float(h[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def target_probability(cls):
+    """(n, n) softmax probability of the target channel of (2, n, n) logits (the logit gap clipped to +-60,
+    so no exp overflows): the map the doubt reads every frame."""
+    n, m = cls.shape[1], cls.shape[2]
+    out = np.empty((n, m), np.float32)
+    for i in range(n):
+        for j in range(m):
+            gap = min(max(cls[0, i, j] - cls[1, i, j], -60.0), 60.0)
+            out[i, j] = 1.0 / (1.0 + math.exp(gap))
+    return out

@@ -108,6 +108,11 @@ def mean_colour(frame: np.ndarray) -> tuple[float, float, float]:
     return (b, g, r)
 
 
+def lightfc_side(w: float, h: float, factor: float) -> int:
+    """Side in frame px of LightFC's crop around a w x h box: ``ceil(sqrt(w*h) * factor)``."""
+    return math.ceil(math.sqrt(w * h) * factor)
+
+
 def sample_target_into(frame: np.ndarray, x: float, y: float, w: float, h: float, factor: float,
                        out: np.ndarray) -> int:
     """LightFC's crop (its ``sample_target``) into ``out`` (S x S x 3 uint8); returns the crop side.
@@ -118,7 +123,7 @@ def sample_target_into(frame: np.ndarray, x: float, y: float, w: float, h: float
     the right/bottom edge (upstream's ``x2 - W + 1``); then cv2.resize (bilinear) to S. A crop wholly
     outside the frame is all zero (upstream fails there).
     """
-    side = math.ceil(math.sqrt(w * h) * factor)
+    side = lightfc_side(w, h, factor)
     if not side >= 1:
         raise ValueError(f"cannot crop around a {w} x {h} box; the box needs a positive area")
     height, width = frame.shape[:2]

@@ -1,24 +1,17 @@
 """Centre-head step (LightFC): LightFC's crops, the windowed score peak's size and offset, the box clipped.
 
 The target's geometry lives in the shared lifecycle (centre cx = x + (w - 1) / 2); the step converts
-to LightFC's (x, y, w, h) at its edges, so a model of this family tracks exactly as LightFC's own loop.
+to LightFC's (x, y, w, h) (the target's ``box``) at its edges, so a model of this family tracks exactly as LightFC's own loop.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from ..config import CentreTrackerConfig
-from ..crops import sample_target_into
+from ..crops import lightfc_side, sample_target_into
 from ..postprocess.centre import decode_centre, hann_window, locate_centre
 
 Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
-
-
-def _state(target) -> tuple[float, float, float, float]:
-    """LightFC's box (x, y, w, h) of a target."""
-    return target.cx - (target.w - 1) / 2, target.cy - (target.h - 1) / 2, target.w, target.h
 
 
 class CentreStep:
@@ -43,17 +36,17 @@ class CentreStep:
         return self.cfg.instance_size
 
     def exemplar_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
-        sample_target_into(frame, *_state(target), self.cfg.template_factor, out)
+        sample_target_into(frame, *target.box, self.cfg.template_factor, out)
 
     def search_into(self, target, frame: np.ndarray, out: np.ndarray) -> None:
-        sample_target_into(frame, *_state(target), self.cfg.search_factor, out[0])
+        sample_target_into(frame, *target.box, self.cfg.search_factor, out[0])
 
     def propose(self, target, outputs: tuple[np.ndarray, ...], size: int) -> Proposal:
         """Peak of score x window -> its cell's size and offset -> the box around the previous centre, clipped."""
         cfg = self.cfg
         score, box_size, offset = outputs[0][0], outputs[1][0], outputs[2][0]
-        x, y, w, h = _state(target)
-        side = math.ceil(math.sqrt(w * h) * cfg.search_factor)  # the crop search_into made
+        x, y, w, h = target.box
+        side = lightfc_side(w, h, cfg.search_factor)  # the crop search_into made
         height, width = target.frame_shape
         raw, x, y, w, h = decode_centre(score[0], box_size, offset, self._window(score.shape[1]), size, side,
                                         x, y, w, h, height, width, cfg.clip_margin)

@@ -1,10 +1,11 @@
-"""The doubt: a rival peak in the score map, frame after frame, lowers the score and raises the lost flag
-without moving the box (tracker.tracking.rivalry, _Target.apply)."""
+"""The doubt and the spread: a rival peak in the score map, frame after frame, lowers the score; a map whose
+mass scatters raises the lost flag; neither moves the box (tracker.postprocess.map_signals, _Target.apply)."""
 import numpy as np
 import pytest
 
 from tracker.config import BoxTrackerConfig, TrackerConfig
-from tracker.tracking import _Target, rivalry
+from tracker.postprocess.map_signals import rivalry, spread
+from tracker.tracking import _Target
 
 
 def test_rivalry_is_the_highest_cell_outside_the_peak_over_the_peak_above_the_floor():
@@ -50,7 +51,37 @@ def test_without_a_score_map_nothing_changes_and_the_lost_state_freezes_the_doub
     assert again.lost and again.score == pytest.approx(0.2 * 0.64) and t.doubt == pytest.approx(0.36)
 
 
-@pytest.mark.parametrize("bad", [{"doubt_rate": 0.0}, {"doubt_rate": 1.5}, {"doubt_threshold": -0.1}])
-def test_doubt_settings_out_of_range_are_refused(bad):
-    with pytest.raises(ValueError, match="doubt_rate must be in"):
-        BoxTrackerConfig(**bad)
+@pytest.mark.parametrize("name", ["doubt", "spread"])
+@pytest.mark.parametrize("bad", [{"rate": 0.0}, {"rate": 1.5}, {"threshold": -0.1}])
+def test_doubt_and_spread_settings_out_of_range_are_refused(name, bad):
+    with pytest.raises(ValueError, match=f"{name}_rate must be in"):
+        BoxTrackerConfig(**{f"{name}_{k}": v for k, v in bad.items()})
+
+
+def test_spread_is_the_entropy_above_the_floor_over_a_flat_maps():
+    m = np.full((4, 4), 0.1)
+    m[2, 1] = 0.9
+    assert spread(m) == 0.0  # all the mass above the floor on one cell
+    m[0, 3] = 0.9
+    assert spread(m) == pytest.approx(np.log(2) / np.log(16))  # two equal cells: log 2 of log 16
+    m[:] = 0.3
+    assert spread(m) == 1.0  # flat: nothing says where the target is
+    q = np.array([[0.0, 1.0], [2.0, 1.0]])  # floor 0: masses 1/4, 2/4, 1/4
+    assert spread(q) == pytest.approx(-(0.5 * np.log(0.25) + 0.5 * np.log(0.5)) / np.log(4))
+    assert spread(q - 5.0) == pytest.approx(spread(q))  # only the height above the floor counts (SiamFC's raw maps)
+
+
+def test_spread_is_a_running_mean_that_flags_without_moving_the_box_and_needs_a_map():
+    t = _target(spread_rate=0.5, spread_threshold=0.6)
+    a = t.apply((0.99, 52.0, 50.0, 20.0, 20.0), False, spread=1.0)  # 0 + 0.5 (1 - 0) = 0.5: not yet
+    assert not a.lost and a.box == (42.5, 40.5, 20.0, 20.0) and t.spread == 0.5
+    b = t.apply((0.99, 54.0, 50.0, 20.0, 20.0), False, spread=0.9)  # 0.5 + 0.5 (0.9 - 0.5) = 0.7: flagged
+    assert b.lost and b.score == 0.99 and b.box[0] == 44.5  # the score and the box are not touched
+    c = t.apply((0.99, 54.0, 50.0, 20.0, 20.0), False)  # a step without a map: the spread decays to 0
+    assert not c.lost and t.spread == pytest.approx(0.35)
+
+
+def test_only_the_box_family_flags_by_default_and_on_its_doubt():
+    cfg = BoxTrackerConfig()
+    assert cfg.doubt_threshold == 0.5 and cfg.spread_threshold > 1
+    assert TrackerConfig().spread_threshold > 1 and TrackerConfig().doubt_threshold > 1

@@ -231,7 +231,9 @@ class LoopConfig:
     recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
     confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
     doubt_rate: float = 0.05      # how fast the doubt follows the score map's rivalry (a running mean)
-    doubt_threshold: float = 0.5  # doubt from which the target is reported lost (box kept moving); > 1 = never
+    doubt_threshold: float = 2.0  # doubt from which the target is reported lost (box kept moving); > 1 = never
+    spread_rate: float = 0.5      # how fast the spread follows the score map's normalised entropy (a running mean)
+    spread_threshold: float = 2.0  # spread from which the target is reported lost (box kept moving); > 1 = never
     redetect_growth: float = 1.5  # search-region growth per lost frame (up to the whole frame)
     template_weight: float = 0.0  # share of a recent confident exemplar in the template (0 = the first only)
     template_every: int = 10      # frames between template refreshes
@@ -243,9 +245,11 @@ class LoopConfig:
         if not 0.0 <= self.template_weight < 1.0 or self.template_every < 1:
             raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
                              f"{self.template_weight}, {self.template_every}")
-        if not 0.0 < self.doubt_rate <= 1.0 or self.doubt_threshold < 0.0:
-            raise ValueError(f"doubt_rate must be in (0, 1] and doubt_threshold >= 0 (above 1: never doubt), got "
-                             f"{self.doubt_rate}, {self.doubt_threshold}")
+        for name in ("doubt", "spread"):
+            rate, threshold = getattr(self, f"{name}_rate"), getattr(self, f"{name}_threshold")
+            if not 0.0 < rate <= 1.0 or threshold < 0.0:
+                raise ValueError(f"{name}_rate must be in (0, 1] and {name}_threshold >= 0 (above 1: never flag), got "
+                                 f"{rate}, {threshold}")
 
     @property
     def frame_sizes(self) -> tuple[int, ...]:
@@ -278,7 +282,6 @@ class TrackerConfig(LoopConfig):
     response_up: int = 16
     min_scale: float = 0.2       # search size clamp, relative to its initial value
     max_scale: float = 5.0
-    doubt_threshold: float = 2.0  # never: on training SiamFC's rivalry flags failure frames at precision <= 0.3
 
     def __post_init__(self) -> None:
         if self.scale_num < 1:
@@ -327,6 +330,7 @@ class BoxTrackerConfig(LoopConfig):
     reference_search: int = 255  # search crop at which the model's grid points are -(n // 2) * stride (training)
     confident_size: int = 0      # search crop while the last frame's score >= confident_score (0 = always instance_size)
     confident_score: float = 0.9
+    doubt_threshold: float = 0.5  # README, "What score and lost mean": the spread flags more, less precisely
 
     searches_per_target: ClassVar[int] = 1
 

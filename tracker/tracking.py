@@ -7,8 +7,9 @@ exemplar embedding is computed once at ``init``. A confidence below ``lost_thres
 target in a lost state: the box stops moving and one search over a growing region (up to the whole
 frame) looks for it again. A step that shows its score map (``score_map``) also feeds the *doubt*: a
 rival peak nearly as high as the chosen one, frame after frame, is how a tracker that has drifted onto
-a distractor or the background looks, long before its peak drops; doubt lowers the reported score and
-raises the lost flag without moving the box.
+a distractor or the background looks, long before its peak drops; doubt lowers the reported score. The
+map's *spread* (how evenly its mass scatters) raises the lost flag: a target in view concentrates the map.
+Neither moves the box.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .engine import TorchEngine, resolve_device, resolve_threads
 from .errors import FrameError
 from .families import Step, build_step, loop_config
 from .inputs import as_bgr, check_box
-from .postprocess.rivalry import rivalry
+from .postprocess.map_signals import rivalry, spread
 from .model_zoo import load_shared
 
 MAX_REDETECT_FACTOR = 3  # largest lost-state search crop, in multiples of instance_size
@@ -57,6 +58,7 @@ class _Target:
         self.frame_side = max(frame.shape[:2])
         self.score = 1.0      # confidence of the last frame (drives the lost state, crops, template refresh)
         self.doubt = 0.0      # running mean of the map's rivalry over tracked frames (frozen while lost)
+        self.spread = 0.0     # running mean of the map's spread over tracked frames (frozen while lost)
         self.reference = 1.0  # raw peak the confidence is relative to: the own-frame peak at init, then recent peaks
         self.confident_frames = 0
         self._confident = self._geometry()
@@ -97,16 +99,20 @@ class _Target:
         crop_into(frame, self.cx, self.cy, self.z_sz, out, self.border)
 
     def _result(self, lost: bool) -> TrackResult:
-        """What the user sees: the confidence discounted by the doubt; lost in the lost state or when doubting."""
-        return TrackResult(self.box, self.score * (1.0 - self.doubt), lost or self.doubt >= self.cfg.doubt_threshold)
+        """What the user sees: the confidence discounted by the doubt; lost in the lost state, when doubting or
+        when the map is spread out."""
+        cfg = self.cfg
+        flagged = lost or self.doubt >= cfg.doubt_threshold or self.spread >= cfg.spread_threshold
+        return TrackResult(self.box, self.score * (1.0 - self.doubt), flagged)
 
     def apply(self, proposal: tuple[float, float, float, float, float], relative: bool,
-              rival: float = 0.0) -> TrackResult:
+              rival: float = 0.0, spread: float = 0.0) -> TrackResult:
         """Take the step's (raw score, cx, cy, w, h) unless the confidence says the target is lost; ``rival``
-        (0 for a step without a score map) updates the doubt."""
+        and ``spread`` (0 for a step without a score map) update the doubt and the spread."""
         raw, cx, cy, w, h = proposal
         score = self.score = self.confidence(raw)
         self.doubt += self.cfg.doubt_rate * (rival - self.doubt)
+        self.spread += self.cfg.spread_rate * (spread - self.spread)
         if self._enters_lost(score):
             return self._result(True)
         self._set(cx, cy, w, h)
@@ -281,8 +287,11 @@ class MultiTracker:
             for k, tid in enumerate(active):
                 target = self._targets[tid]
                 mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
-                rival = rivalry(step.score_map(mine), target.peak_radius()) if hasattr(step, "score_map") else 0.0
-                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence, rival)
+                shape = (0.0, 0.0)
+                if hasattr(step, "score_map"):
+                    score_map = step.score_map(mine)
+                    shape = (rivalry(score_map, target.peak_radius()), spread(score_map))
+                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence, *shape)
                 if self.config.template_weight and target.refresh_due(target.score):
                     self._refresh_template(tid, target, frame)
         for tid, target in self._targets.items():

@@ -52,6 +52,10 @@ class CentreStep:
                                         x, y, w, h, height, width, cfg.clip_margin)
         return raw, x + (w - 1) / 2, y + (h - 1) / 2, w, h
 
+    def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The unwindowed score map (the doubt's and the spread's input; see tracker.postprocess.map_signals)."""
+        return outputs[0][0, 0]
+
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Unwindowed peak of a lost-state crop (``out_size`` px over ``crop_px`` frame px, centred on the target)."""
         raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride))

@@ -1,0 +1,138 @@
+"""Record what a tracker knows on every frame, then choose a lost-flag threshold offline (issue 28).
+
+    python tools/lost_signals.py record ../shared/data --split training --out runs/signals/box
+    python tools/lost_signals.py choose runs/signals/box --signal spread --rate 0.5 --precision 0.85
+
+``record``: per sequence one ``NAME.npz``: the step's score map (NaN while in the lost state, where only the
+re-detection crop runs), the raw peak, the confidence, the box, the lost state, the reported flag, the ground
+truth and the map's peak radius. The tracker runs as the bench runs it (one thread, the shipped loop).
+
+``choose``: replays a signal (the doubt's rivalry or the spread, as a running mean frozen while lost, computed by
+the library's own functions) over the recorded frames and picks the lowest threshold whose flag (lost state or
+signal >= threshold) reaches ``--precision`` on failure frames (the bench's definition). It reports that
+threshold's precision/recall on the same frames, and *leave one sequence out*: the threshold chosen on all other
+sequences, applied to each one in turn, counts pooled. The second is what a new set of sequences will see;
+failures concentrate in a few sequences, so the two differ a lot (README, "What score and lost mean").
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from tracker import SiamTracker
+from tracker.datasets import Sequence, load_dataset
+from tracker.evaluation.lost_metrics import outcome
+from tracker.evaluation.runner import parallel_map, safe_name
+from tracker.postprocess.map_signals import rivalry, spread
+
+THRESHOLDS = np.round(np.arange(0.0, 1.0005, 0.005), 3)
+
+
+def record(weights: str | None, seq: Sequence, **config: float) -> dict[str, np.ndarray]:
+    """Track ``seq`` with one thread and keep, per frame, the map the step shows, the target's state and the
+    flag the tracker reported (``config``: loop overrides)."""
+    tracker = SiamTracker(weights, device="cpu", threads=1, **config)
+    multi = tracker._multi  # the recorder reads the lifecycle's own state: nothing recomputed, nothing skewed
+    shown: list[np.ndarray] = []
+    score_map = multi.step.score_map
+    multi.step.score_map = lambda outputs: shown.append(score_map(outputs)) or shown[-1]
+    n = len(seq)
+    maps = raws = None
+    boxes, conf, lost, flag = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, bool)
+    radius = np.zeros(n, np.int32)
+    for t, frame in enumerate(seq.frames()):
+        if t == 0:
+            tracker.init(frame, seq.init_box)
+            boxes[0] = seq.init_box
+            continue
+        shown.clear()
+        result = tracker.update(frame)
+        target = multi._targets[tracker._id]
+        if maps is None:
+            side = shown[0].shape if shown else (1, 1)
+            maps, raws = np.full((n, *side), np.nan, np.float32), np.full(n, np.nan)
+        if shown:
+            maps[t] = shown[0]
+            raws[t] = target.score * target.reference
+        boxes[t], conf[t], lost[t], flag[t] = result.box, target.score, target.lost, result.lost
+        radius[t] = target.peak_radius()
+    gt = seq.boxes[:n]  # may be shorter than the run (partial ground truth): rows past it are not scored
+    return {"maps": maps, "raw": raws, "confidence": conf, "boxes": boxes, "lost_state": lost, "flag": flag,
+            "radius": radius, "gt": gt}
+
+
+def _job(job: tuple[str | None, Sequence, Path]) -> str:
+    weights, seq, out = job
+    np.savez_compressed(out / f"{safe_name(seq.name)}.npz", **record(weights, seq))
+    return seq.name
+
+
+def replay(rec: dict[str, np.ndarray], signal: str, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signal's running mean, lost state, failure) on the scored frames of one recording, as _Target.apply
+    updates it: frozen while in the lost state."""
+    maps, lost = rec["maps"], rec["lost_state"]
+    value, level = np.zeros(len(lost)), 0.0
+    for t in range(1, len(lost)):
+        if not np.isnan(maps[t]).any():
+            m = maps[t].astype(np.float32)
+            level += rate * ((rivalry(m, int(rec["radius"][t])) if signal == "doubt" else spread(m)) - level)
+        value[t] = level
+    o = outcome(rec["boxes"], rec["confidence"], lost, rec["gt"])
+    n = len(o.failure) + 1
+    return value[1:n], lost[1:n], o.failure
+
+
+def _counts(value: np.ndarray, lost: np.ndarray, failure: np.ndarray) -> np.ndarray:
+    """(flagged failures, flagged frames, failures) at every threshold of THRESHOLDS."""
+    flagged = lost[None, :] | (value[None, :] >= THRESHOLDS[:, None])
+    return np.stack([(flagged & failure).sum(1), flagged.sum(1), np.full(len(THRESHOLDS), failure.sum())], 1)
+
+
+def _pick(counts: np.ndarray, precision: float) -> int:
+    """Index of the threshold with the highest recall among those reaching ``precision`` (the highest if none)."""
+    prec = counts[:, 0] / np.maximum(counts[:, 1], 1)
+    recall = np.where(prec >= precision, counts[:, 0], -1)
+    return int(np.argmax(recall)) if recall.max() >= 0 else len(THRESHOLDS) - 1
+
+
+def choose(folder: Path, signal: str, rate: float, precision: float) -> dict[str, float]:
+    """The threshold for ``signal`` and its precision/recall in-sample and left-one-sequence-out."""
+    per = np.stack([_counts(*replay(dict(np.load(f)), signal, rate)) for f in sorted(folder.glob("*.npz"))])
+    total = per.sum(0)
+    i = _pick(total, precision)
+    held = sum(per[k, _pick(total - per[k], precision)] for k in range(len(per)))
+    return {"threshold": float(THRESHOLDS[i]), "precision": total[i, 0] / max(total[i, 1], 1),
+            "recall": total[i, 0] / max(total[i, 2], 1), "loso_precision": held[0] / max(held[1], 1),
+            "loso_recall": held[0] / max(held[2], 1), "sequences": len(per)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    rec = modes.add_parser("record", help="track sequences and keep every frame's map and state")
+    rec.add_argument("root", help="dataset folder")
+    rec.add_argument("--split", default="training")
+    rec.add_argument("--weights", default=None, help="model (default: the shipped default)")
+    rec.add_argument("--out", required=True, help="folder for one NAME.npz per sequence")
+    rec.add_argument("--workers", type=int, default=1)
+    pick = modes.add_parser("choose", help="pick a flag threshold on recorded frames")
+    pick.add_argument("folder", help="a record --out folder")
+    pick.add_argument("--signal", choices=("doubt", "spread"), default="spread")
+    pick.add_argument("--rate", type=float, default=0.5, help="running-mean rate (the config's *_rate)")
+    pick.add_argument("--precision", type=float, default=0.8, help="flag precision the threshold must reach")
+    args = parser.parse_args()
+    if args.mode == "choose":
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in choose(Path(args.folder), args.signal, args.rate, args.precision).items()))
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in load_dataset(args.root, args.split) if not (out / f"{safe_name(s.name)}.npz").exists()]
+    for name in parallel_map(_job, [(args.weights, s, out) for s in todo], args.workers):
+        print(name, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ import torch
 
 from tracker.errors import SiamTrackError
 from tracker.training.centre_losses import (CentreLossConfig, box_iou_loss, cell_boxes, centre_loss, centre_targets,
-                                            focal_loss, gaussian_radius)
+                                            focal_loss, gaussian_radius, to_student_grid)
 
 
 def test_targets_put_the_centre_cell_offset_and_size_where_the_box_is():
@@ -76,11 +76,36 @@ def test_distillation_is_zero_for_the_teachers_own_maps_and_pulls_towards_them()
     assert float(centre_loss(tuple(s.detach() for s in step), targets, only, teacher)[0]) < float(loss.detach())
 
 
-def test_mismatched_grids_and_all_zero_weights_are_refused():
+def test_a_teachers_finer_grid_reaches_the_student_as_the_same_boxes_over_the_same_crop():
+    # a teacher's 16 x 16 grid pointing everywhere at one centre (0.37, 0.61 of the crop), size 0.2 x 0.3,
+    # its score a linear ramp; the student's 12 x 12 grid over the same crop reads the same box in every cell
+    m, n, centre = 16, 12, torch.tensor([0.37, 0.61])
+    cells = torch.arange(m, dtype=torch.float32)
+    offset = torch.stack([centre[0] * m - cells.view(1, m).expand(m, m), centre[1] * m - cells.view(m, 1).expand(m, m)])
+    size = torch.tensor([0.2, 0.3]).view(2, 1, 1).expand(2, m, m)
+    ramp = ((cells.view(1, m) + 0.5) / m).expand(m, m)  # the crop fraction of each column's centre
+    score, size_n, offset_n = to_student_grid((ramp[None, None], size[None], offset[None]), n)
+    assert score.shape == (1, 1, n, n) and offset_n.shape == (1, 2, n, n)
+    every = torch.tensor([[r, c] for r in range(n) for c in range(n)])
+    boxes = cell_boxes(size_n.expand(len(every), -1, -1, -1), offset_n.expand(len(every), -1, -1, -1), every)
+    torch.testing.assert_close(boxes, torch.tensor([0.37, 0.61, 0.2, 0.3]).expand(len(every), 4))
+    inner = (torch.arange(1, n - 1, dtype=torch.float32) + 0.5) / n  # a linear ramp stays itself (edges clamp)
+    torch.testing.assert_close(score[0, 0, 0, 1:-1], inner)
+    same = (ramp[None, None], size[None], offset[None])
+    assert to_student_grid(same, m) is same
+
+
+def test_distillation_across_grids_is_zero_for_the_teachers_own_maps_resampled():
     targets = centre_targets(torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 2), torch.tensor([True, True]), 4, 64)
-    teacher = tuple(torch.nn.functional.interpolate(m, size=8) for m in _maps(0))
-    with pytest.raises(SiamTrackError, match=r"teacher's maps are \(8, 8\) cells and the student's \(4, 4\)"):
-        centre_loss(_maps(1), targets, CentreLossConfig(distill_feature=0), teacher)
+    only = CentreLossConfig(score_weight=0, box_weight=0, l1_weight=0, distill_feature=0)
+    fine = tuple(torch.nn.functional.interpolate(x, size=8, mode="bilinear") for x in _maps(0))
+    _, same = centre_loss(to_student_grid(fine, 4), targets, only, fine)
+    _, other = centre_loss(_maps(1), targets, only, fine)
+    assert same["distill_box"] == pytest.approx(0, abs=1e-6) and other["distill_box"] > 0.01
+
+
+def test_all_zero_weights_and_unknown_box_losses_are_refused():
+    targets = centre_targets(torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 2), torch.tensor([True, True]), 4, 64)
     with pytest.raises(SiamTrackError, match="every centre loss weight is 0"):
         centre_loss(_maps(1), targets, CentreLossConfig(score_weight=0, box_weight=0, l1_weight=0))
     with pytest.raises(ValueError, match="box_loss must be one of giou, iou, wiou"):

@@ -467,6 +467,24 @@ def test_centre_distillation_from_a_wider_teacher(data, tmp_path):
     assert all(p.grad is None for p in trainer.teacher.net.parameters()) and not trainer.teacher.net.training
 
 
+def test_centre_distillation_into_a_smaller_search_crop_at_the_same_factor(data, tmp_path):
+    teacher = run_in_process(tiny_args(data, tmp_path, "teacher", "--epochs", "1", family="centre"))  # 64 / 128 px
+    setup, _ = setup_of(tiny_args(data, tmp_path, "student", "--epochs", "1", "--teacher", str(teacher / "epoch_001.pth"),
+                                  "--cache", str(tmp_path / "small"), "--cache-exemplar-size", "48",
+                                  "--cache-instance-size", "96", "--cache-patch-size", "120", family="centre"))
+    trainer = Trainer(setup)
+    batch = collate([trainer.dataset[i] for i in range(4)])
+    z, x = (to_input(a, trainer.device, "bgr") for a in batch[:2])
+    assert z.shape[-1] == 48 and x.shape[-1] == 96
+    taught = trainer.teacher(z, x)
+    assert taught.maps[0].shape[-1] == 8 and taught.z.shape[-1] == 4  # it saw its own 64 / 128 px of the same region
+    assert trainer.model(z, x)[0][0].shape[-1] == 6
+    loss, parts = trainer.loss(batch)
+    assert set(parts) == {"score", "box", "l1", "distill_score", "distill_box", "distill_feature"} and torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in trainer.model.parameters() if p.grad is not None)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--family", "centre"], "--family centre trains on LightFC's crops: pass --cache-crop area"),
     (["--family", "box", "--centre-head-depth", "2"], "not used by --family box: --centre-head-depth"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import SiamTrackError
 from .box_losses import feature_distillation
@@ -134,13 +135,31 @@ def box_iou_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "wiou") -
     raise SiamTrackError(f"unknown box loss {kind!r}; choose one of {', '.join(BOX_LOSSES)}")
 
 
+def _resize(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Bilinear, cell centres to cell centres: both grids tile the same crop."""
+    return F.interpolate(t, size=(n, n), mode="bilinear", align_corners=False)
+
+
+def to_student_grid(teacher: tuple[torch.Tensor, ...], n: int) -> tuple[torch.Tensor, ...]:
+    """The teacher's (score, size, offset) maps on an n x n grid over the same crop region (a student with a
+    smaller search crop at the same search factor). Score and size (crop fractions) are resampled as they are;
+    the offset is resampled as the centre it points at (crop fractions), then read back in the new cells."""
+    t_score, t_size, t_offset = teacher
+    m = t_score.shape[-1]
+    if m == n:
+        return teacher
+    cells = torch.arange(m, dtype=t_offset.dtype, device=t_offset.device)
+    centre = torch.stack([(cells.view(1, m) + t_offset[:, 0]) / m, (cells.view(m, 1) + t_offset[:, 1]) / m], 1)
+    centre = _resize(centre, n)
+    cells = torch.arange(n, dtype=t_offset.dtype, device=t_offset.device)
+    offset = torch.stack([centre[:, 0] * n - cells.view(1, n), centre[:, 1] * n - cells.view(n, 1)], 1)
+    return _resize(t_score, n), _resize(t_size, n), offset
+
+
 def _distillation(maps: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...], features: tuple[torch.Tensor, ...],
                   teacher_features: tuple[torch.Tensor, ...], config: CentreLossConfig) -> dict[str, torch.Tensor]:
     score, size, offset = maps
-    t_score, t_size, t_offset = (m.detach() for m in teacher)
-    if t_score.shape != score.shape:
-        raise SiamTrackError(f"the teacher's maps are {tuple(t_score.shape[-2:])} cells and the student's "
-                             f"{tuple(score.shape[-2:])}: distil a student of the teacher's template and search sizes")
+    t_score, t_size, t_offset = to_student_grid(tuple(m.detach() for m in teacher), score.shape[-1])
     parts = {}
     if config.distill_score:
         p = score.clamp(_EPS, 1 - _EPS)
@@ -152,6 +171,8 @@ def _distillation(maps: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, .
         l1 = (size - t_size).abs().sum(1) + (offset - t_offset).abs().sum(1) / score.shape[-1]  # offsets in crop fractions
         parts["distill_box"] = config.distill_box * (l1 * weights).flatten(1).sum(1).mean()
     if config.distill_feature:
+        teacher_features = tuple(t if t.shape[-2:] == f.shape[-2:] else _resize(t.detach(), f.shape[-1])
+                                 for f, t in zip(features, teacher_features))
         parts["distill_feature"] = config.distill_feature * feature_distillation(features, teacher_features)
     return parts
 

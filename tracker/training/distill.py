@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SiamTrackError
@@ -54,7 +55,11 @@ class Teacher:
     @torch.no_grad()
     def __call__(self, z: torch.Tensor, x: torch.Tensor, z_crops: Any = None, x_crops: Any = None) -> TeacherOutput:
         """Maps and embeddings of the input tensors; the uint8 crops are for teachers that read them
-        (training.ensemble.EnsembleTeacher), a network does not."""
+        (training.ensemble.EnsembleTeacher), a network does not. A teacher of fixed crop sizes (the centre
+        family) sees a smaller student's crops scaled up to its own: the same region, its own grid."""
+        sizes = getattr(self.net.config, "template_size", None), getattr(self.net.config, "search_size", None)
+        if sizes[0] and (z.shape[-1], x.shape[-1]) != sizes:
+            z, x = (F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False) for t, s in zip((z, x), sizes))
         fz, fx = self.net.embed(z), self.net.embed(x)
         return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)))
 

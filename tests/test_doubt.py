@@ -58,7 +58,7 @@ def test_doubt_and_spread_settings_out_of_range_are_refused(name, bad):
         BoxTrackerConfig(**{f"{name}_{k}": v for k, v in bad.items()})
 
 
-def test_spread_is_the_entropy_above_the_floor_over_a_flat_maps():
+def test_spread_is_the_entropy_above_the_floor_over_a_flat_maps_entropy():
     m = np.full((4, 4), 0.1)
     m[2, 1] = 0.9
     assert spread(m) == 0.0  # all the mass above the floor on one cell

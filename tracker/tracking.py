@@ -287,11 +287,13 @@ class MultiTracker:
             for k, tid in enumerate(active):
                 target = self._targets[tid]
                 mine = tuple(o[k * s:(k + 1) * s] for o in outputs)
-                shape = (0.0, 0.0)
+                rival = scatter = 0.0
                 if hasattr(step, "score_map"):
                     score_map = step.score_map(mine)
-                    shape = (rivalry(score_map, target.peak_radius()), spread(score_map))
-                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence, *shape)
+                    rival = rivalry(score_map, target.peak_radius())
+                    if self.config.spread_threshold <= 1.0:  # off (above 1) by default: never flags, so not computed
+                        scatter = spread(score_map)
+                results[tid] = target.apply(step.propose(target, mine, size), step.relative_confidence, rival, scatter)
                 if self.config.template_weight and target.refresh_due(target.score):
                     self._refresh_template(tid, target, frame)
         for tid, target in self._targets.items():

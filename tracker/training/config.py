@@ -63,6 +63,9 @@ class TrainConfig:
     teacher_lighttrack: str = opt("", "box: folder with LightTrack-Mobile's lighttrack_*.onnx graphs; their maps join "
                                       "--teacher's in an ensemble, each weighted per pair by its peak confidence "
                                       "(training only; needs --teacher)")
+    teacher_centre: str = opt("", "box: a centre-family teacher (LightFC's graph folder or official checkpoint, or a "
+                                  "centre checkpoint); its score and boxes, read at the student's grid points through "
+                                  "the image, join --teacher's ensemble (training only; needs --teacher)")
     distill_feature: float = opt(1.0, "SiamFC: weight of the feature distillation loss (relative MSE through a 1x1 adapter)")
     distill_response: float = opt(0.1, "SiamFC: weight of the response-logit distillation loss (MSE)")
     optimizer: str = opt("sgd", "sgd (momentum) | adamw")
@@ -158,7 +161,7 @@ class Setup:
 # TrainConfig fields only one family reads: given with the other family they would silently do nothing.
 FAMILY_FIELDS = {"siamfc": ("width", "head", "dropout", "dropout_after", "logistic", "contrastive", "contrastive_margin",
                             "triplet", "triplet_margin", "radius", "distill_feature", "distill_response"),
-                 "box": ("neck_lr", "teacher_lighttrack")}
+                 "box": ("neck_lr", "teacher_lighttrack", "teacher_centre")}
 
 BOX_GROUPS = (("box", BoxArchConfig, "box family: architecture"), ("box", BoxLossConfig, "box family: losses"),
               ("box", BoxTargetConfig, "box family: labels"))

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,21 +32,24 @@ class TeacherOutput:
         return self.maps[0]
 
 
-def load_family(path: str | os.PathLike, family: str, option: str) -> tuple[Network, dict[str, Any]]:
-    """(network, tracking-loop overrides) of an ``option`` checkpoint (--init, --teacher), refused
-    when it is not of the student's family: its maps and embeddings would not compare."""
+def load_family(path: str | os.PathLike, family: str, option: str,
+                student: bool = True) -> tuple[Network, dict[str, Any]]:
+    """(network, tracking-loop overrides) of an ``option`` checkpoint, refused when it is not of ``family``:
+    the student's for --init and --teacher (its maps and embeddings would not compare), a fixed one for a
+    teacher whose maps are mapped onto the student's (``student`` False: --teacher-centre)."""
     net, overrides, _ = load_checkpoint(path)
     if net.config.family != family:
-        raise SiamTrackError(f"{option} {path} is a {net.config.family} network but --family is {family}; "
-                             f"pass a {family} checkpoint or --family {net.config.family}")
+        fix = (f"--family is {family}; pass a {family} checkpoint or --family {net.config.family}" if student
+               else f"{option} takes a {family}-family network; pass one (LightFC's graph folder, say)")
+        raise SiamTrackError(f"{option} {path} is a {net.config.family} network but {fix}")
     return net, overrides
 
 
 class Teacher:
     """A frozen eval-mode network; inputs are float 0-255 in its own channel order."""
 
-    def __init__(self, path: str | os.PathLike, device: torch.device, family: str) -> None:
-        net, _ = load_family(path, family, "--teacher")
+    def __init__(self, path: str | os.PathLike, device: torch.device, family: str, option: str = "--teacher") -> None:
+        net, _ = load_family(path, family, option, student=option == "--teacher")
         self.net: Network = net.to(device).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -62,6 +66,12 @@ class Teacher:
             z, x = (F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False) for t, s in zip((z, x), sizes))
         fz, fx = self.net.embed(z), self.net.embed(x)
         return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)))
+
+
+def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tensor:
+    """uint8 BGR NHWC -> float 0-255 NCHW in the network's channel order."""
+    t = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float()
+    return t.flip(1) if order == "rgb" else t
 
 
 def feature_adapter(student_channels: int, teacher_channels: int) -> nn.Conv2d:

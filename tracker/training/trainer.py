@@ -23,7 +23,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -37,8 +36,8 @@ from .box_train import BoxTraining
 from .centre_train import CentreTraining
 from .config import Setup, TrainConfig
 from .data import PairDataset, build_cache, collate, read_image_boxes, training_sequences
-from .distill import Teacher
-from .ensemble import EnsembleTeacher, LightTrackTeacher
+from .distill import Teacher, to_input
+from .ensemble import CentreMapTeacher, EnsembleTeacher, LightTrackTeacher
 from .siamfc_train import SiamFCTraining
 
 STATE_FILE = "state.pth"
@@ -119,25 +118,24 @@ def load_data(setup: Setup, rank: int) -> PairDataset:
     return PairDataset(cache, setup.pairs, setup.augment, seed=cfg.seed, length=cfg.pairs_per_epoch)
 
 
-def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tensor:
-    """uint8 BGR NHWC -> float 0-255 NCHW in the network's channel order."""
-    t = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float()
-    return t.flip(1) if order == "rgb" else t
-
-
 def build_teacher(t: TrainConfig, device: torch.device) -> Teacher | EnsembleTeacher | None:
-    """--teacher, joined by LightTrack's graphs with --teacher-lighttrack (box family only)."""
-    if t.teacher_lighttrack and (t.family != "box" or not t.teacher):
-        raise SiamTrackError("--teacher-lighttrack joins a box-family --teacher; pass --family box and --teacher "
+    """--teacher, joined by LightTrack's graphs (--teacher-lighttrack) and a centre-family network
+    (--teacher-centre) in a map ensemble (box family only)."""
+    joining = [option for option, value in (("--teacher-lighttrack", t.teacher_lighttrack),
+                                            ("--teacher-centre", t.teacher_centre)) if value]
+    if joining and (t.family != "box" or not t.teacher):
+        raise SiamTrackError(f"{joining[0]} joins a box-family --teacher; pass --family box and --teacher "
                              "(a NanoTrack state dict, say) too")
     if not t.teacher:
         return None
     network = Teacher(t.teacher, device, t.family)
-    if not t.teacher_lighttrack:
+    if not joining:
         return network
     # one thread: torch's OpenMP workers spin between the student's ops, and a second ONNX Runtime thread
     # fighting them made a training step ~13x slower on 2 cores (measured); 1 thread costs ~20 ms per pair
-    return EnsembleTeacher(network, LightTrackTeacher(t.teacher_lighttrack, 1))
+    members = [LightTrackTeacher(t.teacher_lighttrack, 1)] if t.teacher_lighttrack else []
+    members += [CentreMapTeacher(t.teacher_centre, device)] if t.teacher_centre else []
+    return EnsembleTeacher(network, members)
 
 
 class Trainer:

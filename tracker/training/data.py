@@ -58,8 +58,9 @@ class CacheConfig:
 def training_sequences(folder: str, split: str, extra_folders: Iterable[str] = (),
                        log: Callable[[str], None] | None = print) -> list[Sequence]:
     """``folder``'s sequences of ``split`` ('' = all) plus every sequence of ``extra_folders``, minus every
-    validation sequence of tracker/splits.json by name, whatever folder holds it: a validation score means
-    something only on sequences never trained on. A validation ``split`` is refused."""
+    validation sequence of tracker/splits.json by name, whatever folder holds it, and every piece of one
+    (``NAME~...``, as training.mining names what it cuts from NAME): a validation score means something only
+    on sequences never trained on. A validation ``split`` is refused."""
     splits = load_splits()
     if split and splits.is_validation(split):
         allowed = [s for s in splits.names if not splits.is_validation(s)]
@@ -67,7 +68,7 @@ def training_sequences(folder: str, split: str, extra_folders: Iterable[str] = (
                            f"{', '.join(allowed)} or ''")
     seqs = load_dataset(folder, split=split or None) if folder else []
     seqs += [s for extra in extra_folders if extra for s in load_dataset(extra)]
-    kept = [s for s in seqs if s.name not in splits.validation_names]
+    kept = [s for s in seqs if s.name.split("~")[0] not in splits.validation_names]
     if log is not None and seqs:
         log(f"training data: {len(seqs) - len(kept)} validation sequence(s) of tracker/splits.json left out, "
             f"{len(kept)} sequence(s) kept")

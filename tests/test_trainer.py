@@ -427,8 +427,10 @@ def test_init_and_teacher_must_be_of_the_students_family(data, tmp_path):
 
 
 def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips, tmp_path):
+    # 6 epochs of 128 pairs: after 4 the tracking overlap was marginal (0.13 at seed 0 on a 2-core AMD EPYC where it
+    # had passed before, 0.27 and 0.55 at seeds 1 and 2); after 6 it is 0.63-0.72 over seeds 1-3
     argv = ["--sequences", str(clips), "--split", "", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
-            "--epochs", "4", "--pairs-per-epoch", "128", "--batch-size", "8", "--threads", "1", "--progress", "false",
+            "--epochs", "6", "--pairs-per-epoch", "128", "--batch-size", "8", "--threads", "1", "--progress", "false",
             "--optimizer", "adamw", "--lr", "3e-3", "--lr-end", "1e-3", *FAMILY["centre"], "--centre-width", "0.5"]
     out = run_in_process(argv)
     setup, _ = setup_of(argv)
@@ -436,16 +438,16 @@ def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips
     held_out.set_epoch(1000)
     batch = collate([held_out[i] for i in range(48)])
     losses = [loss_on(fresh_net(setup), setup, batch)] + [
-        loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch) for e in (1, 4)]
+        loss_on(load_checkpoint(out / f"epoch_{e:03d}.pth")[0], setup, batch) for e in (1, 6)]
     assert losses[0] > losses[1] > losses[2]
-    net, overrides, meta = load_checkpoint(out / "epoch_004.pth")
+    net, overrides, meta = load_checkpoint(out / "epoch_006.pth")
     assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)
     assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0}
     clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
     frames = list(clip)
     save_checkpoint(fresh_net(setup), tmp_path / "fresh.pth", tracker_config=overrides)
     overlap = {}
-    for name, path in (("fresh", tmp_path / "fresh.pth"), ("trained", out / "epoch_004.pth")):
+    for name, path in (("fresh", tmp_path / "fresh.pth"), ("trained", out / "epoch_006.pth")):
         tracker = SiamTracker(str(path), device="cpu")
         tracker.init(frames[0], clip.truth(0))
         boxes = np.array([tracker.update(f).box for f in frames[1:6]])

@@ -30,6 +30,8 @@ from .augment import AugmentConfig, augment_pair
 from .options import opt
 
 VIDEO, IMAGE = "video", "image"
+# a piece cut from sequence NAME (training.mining) is named NAME + PIECE_SEPARATOR + ...: it counts as NAME
+PIECE_SEPARATOR = "~"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def training_sequences(folder: str, split: str, extra_folders: Iterable[str] = (
                            f"{', '.join(allowed)} or ''")
     seqs = load_dataset(folder, split=split or None) if folder else []
     seqs += [s for extra in extra_folders if extra for s in load_dataset(extra)]
-    kept = [s for s in seqs if s.name.split("~")[0] not in splits.validation_names]
+    kept = [s for s in seqs if s.name.split(PIECE_SEPARATOR)[0] not in splits.validation_names]
     if log is not None and seqs:
         log(f"training data: {len(seqs) - len(kept)} validation sequence(s) of tracker/splits.json left out, "
             f"{len(kept)} sequence(s) kept")

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from ..evaluation.onnx_peers.graphs import load_graphs
 from ..evaluation.onnx_peers.lighttrack import LightTrackConfig, graphs
 from .box_targets import align_grids, grid_points
+from .box_train import STRIDE
 from .distill import Teacher, TeacherOutput, to_input
 
-STRIDE = 16
 # a map-only teacher: uint8 BGR exemplar and search crops -> (target probability (N, n, n), l, t, r, b
 # (N, 4, n, n) in crop px from the points -(n // 2) * STRIDE + STRIDE * i), on a grid covering the student's
 MapTeacher = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]

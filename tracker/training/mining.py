@@ -26,6 +26,7 @@ import numpy as np
 from ..datasets import Sequence, write_sequence
 from ..evaluation.metrics import iou as iou_rows
 from ..evaluation.runner import parallel_map
+from .data import PIECE_SEPARATOR
 from .options import opt
 
 # a MultiTracker-like factory: () -> object with add(frame, box) -> id and update(frame) -> {id: result}
@@ -134,7 +135,8 @@ def mine_sequence(seq: Sequence, factory: TrackerFactory, cfg: MiningConfig, out
         window = [frames[start + i] for i in range(cfg.length)]
         truth = [seq.boxes[start]] if start < len(seq.boxes) else []
         for k, track in enumerate(mine_window(factory, window, propose(window[0], truth, rng, cfg), cfg)):
-            written.append(write_sequence(Path(out) / f"{seq.name}~{start:05d}~{k}", window, track))
+            name = PIECE_SEPARATOR.join((seq.name, f"{start:05d}", str(k)))
+            written.append(write_sequence(Path(out) / name, window, track))
     return written
 
 

@@ -487,6 +487,30 @@ def test_centre_distillation_into_a_smaller_search_crop_at_the_same_factor(data,
     assert all(torch.isfinite(p.grad).all() for p in trainer.model.parameters() if p.grad is not None)
 
 
+def test_centre_student_takes_over_a_box_family_backbone(data, tmp_path):
+    # a tracking-trained backbone: the box net's blocks, activations, channel order and weights; fusion and head fresh
+    donor = random_net(PRESETS["nanotrack_v3"], seed=3)
+    save_checkpoint(donor, tmp_path / "box.pth")
+    argv = [a for a in tiny_args(data, tmp_path, "student", "--init", str(tmp_path / "box.pth"), family="centre")
+            if a not in ("--centre-width", "0.25", "--centre-repeats", "1,1,1,1,1")]  # the donor fixes the backbone
+    setup, _ = setup_of(argv)
+    trainer = Trainer(setup)
+    net = trainer.model.net
+    c = net.config
+    assert (c.family, c.blocks, c.stem, c.relu6, c.input_order, c.normalise) == (
+        "centre", donor.config.blocks, donor.config.stem, False, "bgr", "none")
+    assert all(torch.equal(v, donor.backbone.state_dict()[k]) for k, v in net.backbone.state_dict().items())
+    assert isinstance(net.backbone.features[0][2], torch.nn.Hardswish)
+    loss, _ = trainer.loss(collate([trainer.dataset[i] for i in range(4)]))
+    loss.backward()
+    assert torch.isfinite(loss) and net.head.score.last.weight.grad.abs().sum() > 0
+    with pytest.raises(SiamTrackError, match="fixes the backbone; leave --centre-width"):
+        Trainer(setup_of(argv + ["--centre-width", "0.5"])[0])
+    save_checkpoint(SiameseNet(ModelConfig(width=0.1)), tmp_path / "siamfc.pth")
+    with pytest.raises(SiamTrackError, match="is a siamfc network but --family is centre; pass a centre checkpoint, a box"):
+        Trainer(setup_of(argv[:argv.index("--init")] + ["--init", str(tmp_path / "siamfc.pth")])[0])
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--family", "centre"], "--family centre trains on LightFC's crops: pass --cache-crop area"),
     (["--family", "box", "--centre-head-depth", "2"], "not used by --family box: --centre-head-depth"),

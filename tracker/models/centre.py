@@ -128,7 +128,7 @@ class CentreSiameseNet(nn.Module):
         super().__init__()
         self.config = c = config or CentreModelConfig()
         self.normalise = Normalise(c.input_order, c.normalise == "imagenet")
-        self.backbone = MobileNet(c.stem, c.blocks, relu6=True)
+        self.backbone = MobileNet(c.stem, c.blocks, relu6=c.relu6)
         self.fusion = Fusion(c.template_cells, c.fusion_channels, c.bottleneck)
         self.head = CentreHead(c.fusion_channels + self.backbone.channels, c)
 

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from ..errors import SiamTrackError
-from ..models import CentreSiameseNet, efficientnet_lite
+from ..models import CentreSiameseNet, efficientnet_lite, load_checkpoint
 from .box_losses import box_feature_adapter
 from .centre_losses import centre_loss, centre_targets
 from .config import CentreArchConfig, Setup
-from .distill import Teacher, TeacherOutput, load_family
+from .distill import Teacher, TeacherOutput
 
 class CentreTraining:
     """Centre-family student, feature adapter and loss for the trainer."""
@@ -35,28 +35,42 @@ class CentreTraining:
 
     def build(self) -> tuple[CentreSiameseNet, dict[str, Any]]:
         """The student and the loop geometry its checkpoints carry: ``--init`` a centre checkpoint to fine-tune,
-        or ``efficientnet_lite0`` (EfficientNet-Lite0's ImageNet backbone to stride 16; fusion and head fresh),
+        a box-family checkpoint (its backbone, trained for tracking, taken over; fusion and head fresh),
+        ``efficientnet_lite0`` (EfficientNet-Lite0's ImageNet backbone to stride 16; fusion and head fresh),
         else a fresh --centre-* architecture."""
         t, cache, arch = self.setup.train, self.setup.cache, self.setup.centre_arch
         imagenet = efficientnet_lite.imagenet_state(t.init) if t.init else None
+        donor = None
         if t.init and imagenet is None:
-            net, overrides = load_family(t.init, self.family, "--init")
-            if net.config.template_size != cache.exemplar_size or net.config.search_size != cache.instance_size:
-                raise SiamTrackError(f"--init {t.init} takes {net.config.template_size}/{net.config.search_size} px "
-                                     f"crops; pass --cache-exemplar-size {net.config.template_size} "
-                                     f"--cache-instance-size {net.config.search_size}")
-            return net, {**overrides, **net.config.loop_overrides()}
-        if imagenet is not None and (arch.width != 1.0 or arch.repeats != CentreArchConfig.repeats):
-            raise SiamTrackError(f"--init {t.init} fixes the backbone (EfficientNet-Lite0 to stride 16); leave "
-                                 "--centre-width and --centre-repeats at their defaults")
+            net, overrides, _ = load_checkpoint(t.init)
+            if net.config.family not in (self.family, "box"):
+                raise SiamTrackError(f"--init {t.init} is a {net.config.family} network but --family is centre; pass a "
+                                     "centre checkpoint, a box-family one (its backbone is taken over) or efficientnet_lite0")
+            if net.config.family == self.family:
+                if net.config.template_size != cache.exemplar_size or net.config.search_size != cache.instance_size:
+                    raise SiamTrackError(f"--init {t.init} takes {net.config.template_size}/{net.config.search_size} px "
+                                         f"crops; pass --cache-exemplar-size {net.config.template_size} "
+                                         f"--cache-instance-size {net.config.search_size}")
+                return net, {**overrides, **net.config.loop_overrides()}
+            donor = net
+        if (imagenet is not None or donor is not None) and (arch.width != 1.0 or arch.repeats != CentreArchConfig.repeats
+                                                            or arch.expansion != CentreArchConfig.expansion):
+            raise SiamTrackError(f"--init {t.init} fixes the backbone; leave --centre-width, --centre-repeats and "
+                                 "--centre-expansion at their defaults")
         template_factor = cache.search_factor * cache.exemplar_size / cache.instance_size
         config = arch.model_config(cache.exemplar_size, cache.instance_size, template_factor, cache.search_factor)
         if imagenet is not None:
             config = dataclasses.replace(config, stem=efficientnet_lite.STEM, blocks=efficientnet_lite.BLOCKS,
                                          normalise="none")
+        if donor is not None:  # 0-255 input in the donor's channel order, its activations
+            d = donor.config
+            config = dataclasses.replace(config, stem=d.stem, blocks=d.blocks, relu6=d.relu6, normalise="none",
+                                         input_order=d.input_order)
         net = CentreSiameseNet(config)
         if imagenet is not None:
             efficientnet_lite.load_backbone(net.backbone, imagenet, t.init)
+        if donor is not None:
+            net.backbone.load_state_dict(donor.backbone.state_dict())
         nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
         return net, net.config.loop_overrides()
 

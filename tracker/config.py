@@ -12,7 +12,29 @@ def _from_dict(cls, data: dict[str, Any]):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return cls(**data)
+    return cls(**{key: _typed(cls, key, value) for key, value in data.items()})
+
+
+def _typed(cls, name: str, value: Any) -> Any:
+    """``value`` checked against the kind of the field's default (number, whole number, flag, text), so a typo such
+    as ``size_rate=0.5;x`` is a one-line error naming the option rather than a failure deep inside a check."""
+    default = next(f.default for f in fields(cls) if f.name == name)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = number and float(value).is_integer()
+        value = int(value) if ok else value
+    elif isinstance(default, float):
+        ok = number
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        return value
+    if not ok:
+        kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[type(default)]
+        raise ValueError(f"{cls.__name__} option {name} must be {kind}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -377,6 +399,7 @@ class CentreTrackerConfig(LoopConfig):
     template_factor: float = 2.0
     search_factor: float = 4.0
     clip_margin: float = 2.0     # smallest box side and distance from the far frame edges (LightFC's clip_box)
+    size_rate: float = 1.0       # share of the new size taken each frame (1 = LightFC: as it is; lower = smoothed)
 
     searches_per_target: ClassVar[int] = 1
 
@@ -387,6 +410,8 @@ class CentreTrackerConfig(LoopConfig):
                 raise ValueError(f"{name} must be a multiple of total_stride ({self.total_stride}), got {getattr(self, name)}")
         if self.template_factor <= 0 or self.search_factor <= 0:
             raise ValueError(f"template_factor and search_factor must be > 0, got {self.template_factor}, {self.search_factor}")
+        if not 0.0 < self.size_rate <= 1.0:
+            raise ValueError(f"size_rate must be in (0, 1] (1 = take each frame's size as it is), got {self.size_rate}")
 
     def extents(self, w: float, h: float) -> tuple[float, float]:
         """(template, search) crop sides before LightFC's ceil: factor x sqrt(w*h)."""

@@ -48,9 +48,12 @@ class CentreStep:
         x, y, w, h = target.box
         side = lightfc_side(w, h, cfg.search_factor)  # the crop search_into made
         height, width = target.frame_shape
-        raw, x, y, w, h = decode_centre(score[0], box_size, offset, self._window(score.shape[1]), size, side,
-                                        x, y, w, h, height, width, cfg.clip_margin)
-        return raw, x + (w - 1) / 2, y + (h - 1) / 2, w, h
+        raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, self._window(score.shape[1]), size, side,
+                                            x, y, w, h, height, width, cfg.clip_margin)
+        cx, cy = nx + (nw - 1) / 2, ny + (nh - 1) / 2
+        if cfg.size_rate < 1.0:  # a student's noisy sizes would otherwise compound through the next crop's scale
+            nw, nh = w + cfg.size_rate * (nw - w), h + cfg.size_rate * (nh - h)
+        return raw, cx, cy, nw, nh
 
     def score_map(self, outputs: tuple[np.ndarray, ...]) -> np.ndarray:
         """The unwindowed score map (the doubt's and the spread's input; see tracker.postprocess.map_signals)."""

@@ -98,10 +98,10 @@ class BoxTraining:
                     "reference_search": cache.instance_size, "context": cache.context}
         return net, {**overrides, **geometry}
 
-    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+    def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
         if teacher is None or not self.setup.box_loss.distill_feature:
             return None
-        return box_feature_adapter(student_channels, teacher.channels)
+        return box_feature_adapter(student.channels, teacher.channels)
 
     def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,

@@ -16,10 +16,15 @@ from torch import nn
 
 from ..errors import SiamTrackError
 from ..models import CentreSiameseNet, efficientnet_lite, load_checkpoint
-from .box_losses import box_feature_adapter
 from .centre_losses import centre_loss, centre_targets
 from .config import CentreArchConfig, Setup
-from .distill import Teacher, TeacherOutput
+from .distill import Teacher, TeacherOutput, feature_adapter
+
+def _backbone_arch(net: nn.Module) -> tuple | None:
+    """What fixes a centre net's embedding space: its stem, blocks and activations (None: not a centre net)."""
+    c = getattr(net, "config", None)
+    return (c.stem, c.blocks, c.relu6) if getattr(c, "family", None) == "centre" else None
+
 
 class CentreTraining:
     """Centre-family student, feature adapter and loss for the trainer."""
@@ -74,10 +79,13 @@ class CentreTraining:
         nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
         return net, net.config.loop_overrides()
 
-    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+    def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
+        """The identity only where student and teacher embed with the same backbone architecture: equal widths
+        alone do not make two feature spaces comparable (NanoTrack-v3's 96 channels are not LightFC's 96)."""
         if teacher is None or not self.setup.centre_loss.distill_feature:
             return None
-        return box_feature_adapter(student_channels, teacher.channels)
+        same = _backbone_arch(student) == _backbone_arch(teacher.net)
+        return nn.Identity() if same else feature_adapter(student.channels, teacher.channels)
 
     def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,

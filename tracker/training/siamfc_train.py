@@ -40,9 +40,9 @@ class SiamFCTraining:
         """The student and the tracking-loop settings its checkpoints carry (none: TrackerConfig's)."""
         return build_net(self.setup.train), {}
 
-    def adapter(self, student_channels: int, teacher: Teacher | None) -> nn.Module | None:
+    def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
         t = self.setup.train
-        return feature_adapter(student_channels, teacher.channels) if teacher and t.distill_feature > 0 else None
+        return feature_adapter(student.channels, teacher.channels) if teacher and t.distill_feature > 0 else None
 
     def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,

@@ -159,7 +159,7 @@ class Trainer:
         net, self.loop_overrides = self.family.build()
         self.freezable = freeze_stages(net, t.freeze)
         self.teacher = build_teacher(t, self.device)
-        self.model = StudentNet(net, self.family.adapter(net.channels, self.teacher)).to(self.device)
+        self.model = StudentNet(net, self.family.adapter(net, self.teacher)).to(self.device)
         self.frozen: list[nn.Module] | None = None
         self.ddp: nn.parallel.DistributedDataParallel | None = None
         self._freeze_for(0)

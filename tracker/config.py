@@ -253,8 +253,6 @@ class LoopConfig:
     lost_threshold: float = 0.0  # confidence below which the target is reported lost (0 = never)
     lost_patience: int = 1       # consecutive low-confidence frames before entering the lost state
     recover_threshold: float = 0.0  # confidence a re-detection needs to end the lost state (>= lost_threshold)
-    recover_radius: float = 0.0  # a re-detection within this many target sizes of where the target was lost needs
-                                 # only lost_threshold (0 = every re-detection needs recover_threshold)
     confidence_rate: float = 0.1  # how fast the confidence reference follows the peak of confident frames
     doubt_rate: float = 0.05      # how fast the doubt follows the score map's rivalry (a running mean)
     doubt_threshold: float = 2.0  # doubt from which the target is reported lost (box kept moving); > 1 = never
@@ -271,8 +269,6 @@ class LoopConfig:
         if not 0.0 <= self.template_weight < 1.0 or self.template_every < 1:
             raise ValueError(f"template_weight must be in [0, 1) and template_every >= 1, got "
                              f"{self.template_weight}, {self.template_every}")
-        if self.recover_radius < 0.0:
-            raise ValueError(f"recover_radius must be >= 0 (target sizes; 0 = off), got {self.recover_radius}")
         for name in ("doubt", "spread"):
             rate, threshold = getattr(self, f"{name}_rate"), getattr(self, f"{name}_threshold")
             if not 0.0 < rate <= 1.0 or threshold < 0.0:

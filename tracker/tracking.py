@@ -150,14 +150,10 @@ class _Target:
         return buf, crop_px
 
     def redetect(self, found: tuple[float, float, float]) -> TrackResult:
-        """Jump to the step's lost-state peak (raw, cx, cy) if it is confident enough; else stay lost. A peak
-        within ``recover_radius`` target sizes of where the target was lost needs only ``lost_threshold``:
-        the target found where it was left is evidence enough, a jump elsewhere needs ``recover_threshold``."""
+        """Jump to the step's lost-state peak (raw, cx, cy) if it is confident enough; else stay lost."""
         raw, cx, cy = found
         score = self.score = self.confidence(raw)
-        cfg = self.cfg
-        near = cfg.recover_radius > 0 and math.hypot(cx - self.cx, cy - self.cy) <= cfg.recover_radius * math.sqrt(self.w * self.h)
-        if score < (cfg.lost_threshold if near else max(cfg.lost_threshold, cfg.recover_threshold)):
+        if score < max(self.cfg.lost_threshold, self.cfg.recover_threshold):
             return self._result(True)
         self._set(cx, cy, self.w, self.h)
         self.lost = False

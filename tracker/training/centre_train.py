@@ -20,6 +20,7 @@ from .centre_losses import centre_loss, centre_targets
 from .config import CentreArchConfig, Setup
 from .distill import Teacher, TeacherOutput, feature_adapter
 
+
 def _backbone_arch(net: nn.Module) -> tuple | None:
     """What fixes a centre net's embedding space: its stem, blocks and activations (None: not a centre net)."""
     c = getattr(net, "config", None)

@@ -8,17 +8,16 @@ from typing import Any, ClassVar
 
 def _from_dict(cls, data: dict[str, Any]):
     """Build a dataclass from a dict, refusing unknown keys so typos never pass silently."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
+    defaults = {f.name: f.default for f in fields(cls)}
+    unknown = sorted(set(data) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return cls(**{key: _typed(cls, key, value) for key, value in data.items()})
+        raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}; valid: {', '.join(sorted(defaults))}")
+    return cls(**{key: _typed(cls.__name__, key, value, defaults[key]) for key, value in data.items()})
 
 
-def _typed(cls, name: str, value: Any) -> Any:
+def _typed(owner: str, name: str, value: Any, default: Any) -> Any:
     """``value`` checked against the kind of the field's default (number, whole number, flag, text), so a typo such
     as ``size_rate=0.5;x`` is a one-line error naming the option rather than a failure deep inside a check."""
-    default = next(f.default for f in fields(cls) if f.name == name)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -33,7 +32,7 @@ def _typed(cls, name: str, value: Any) -> Any:
         return value
     if not ok:
         kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[type(default)]
-        raise ValueError(f"{cls.__name__} option {name} must be {kind}, got {value!r}")
+        raise ValueError(f"{owner} option {name} must be {kind}, got {value!r}")
     return value
 
 

@@ -62,3 +62,29 @@ def test_the_threshold_is_the_lowest_with_the_best_recall_at_the_precision_and_h
     assert got["loso_precision"] == pytest.approx(2 / 3) and got["loso_recall"] == 1.0 and got["sequences"] == 2
     strict = tool.choose(tmp_path, "spread", 1.0, 0.9)  # out of reach: the highest threshold, nothing better
     assert strict["threshold"] == 1.0 and math.isclose(strict["precision"], 2 / 3)
+
+
+def test_ceiling_splits_failures_by_kind_and_bounds_a_score_threshold_by_hand(tool, tmp_path):
+    from tracker.datasets import Sequence
+    target = [10.0, 10.0, 20.0, 20.0]
+    gt = np.array([target] * 5 + [[np.nan] * 4])
+    boxes = np.array([target, target, target,
+                      [30.0, 10.0, 20.0, 20.0],    # touching the target: IoU 0, centres 1 target size apart (near)
+                      [110.0, 10.0, 20.0, 20.0],   # 5 sizes away (far)
+                      target])                     # the target is absent
+    folder = tmp_path / "boxes" / "t"
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "s.txt", boxes, delimiter=",")
+    np.savetxt(folder / "s.score.txt", [[np.nan, 0], [0.9, 0], [0.3, 0], [0.2, 0], [0.4, 1], [0.1, 1]], delimiter=",")
+    got = tool.ceiling(tmp_path, "t", [Sequence("s", gt)], 0.8)
+    assert (got["failures"], got["frames"], got["absent"], got["near"], got["far"]) == (3, 5, 1, 1, 1)
+    assert (got["score_good"], got["score_near"], got["score_far"]) == pytest.approx((0.6, 0.2, 0.4))
+    assert got["flag_precision"] == 1.0 and got["flag_recall"] == pytest.approx(2 / 3)
+    # scores ascending 0.1 F, 0.2 F, 0.3 good, 0.4 F, 0.9 good: at 0.8 the best cut flags two (2/3 of failures) ...
+    assert got["score_bound_recall"] == pytest.approx(2 / 3)
+    # ... at 0.75 the cut under 0.9 flags all three failures among four frames
+    assert tool.ceiling(tmp_path, "t", [Sequence("s", gt)], 0.75)["score_bound_recall"] == 1.0
+    # tied scores are flagged together: one failure and one good frame at 0.1 never reach 0.8
+    assert tool.best_score_recall(np.array([0.1, 0.1]), np.array([True, False]), 0.8) == 0.0
+    with pytest.raises(SystemExit, match="no saved boxes and scores of tracker 'u'"):
+        tool.ceiling(tmp_path, "u", [Sequence("s", gt)], 0.8)

@@ -2,10 +2,16 @@
 
     python tools/lost_signals.py record ../shared/data --split training --out runs/signals/box
     python tools/lost_signals.py choose runs/signals/box --signal spread --rate 0.5 --precision 0.85
+    python tools/lost_signals.py ceiling bench/val ../shared/data --split validation --tracker siamtrack
 
 ``record``: per sequence one ``NAME.npz``: the step's score map (NaN while in the lost state, where only the
 re-detection crop runs), the raw peak, the confidence, the box, the lost state, the reported flag, the ground
 truth and the map's peak radius. The tracker runs as the bench runs it (one thread, the shipped loop).
+
+``ceiling``: how far any flag built on the score alone can go, from a bench's saved boxes and scores: the failure
+frames split into target absent, drift *near* the target (IoU 0, centre within 1.5 target sizes) and drift *far*
+(onto a distractor or background), the score's median on each, and the best recall that a threshold on the score
+(``score < t``) reaches at ``--precision``, chosen on the same frames: an upper bound, not a result.
 
 ``choose``: replays a signal (the doubt's rivalry or the spread, as a running mean frozen while lost, computed by
 the library's own functions) over the recorded frames and picks the lowest threshold whose flag (lost state or
@@ -24,7 +30,7 @@ import numpy as np
 from tracker import SiamTracker
 from tracker.datasets import Sequence, load_dataset
 from tracker.evaluation.lost_metrics import outcome
-from tracker.evaluation.runner import parallel_map, safe_name
+from tracker.evaluation.runner import box_paths, parallel_map, safe_name, score_path
 from tracker.postprocess.map_signals import rivalry, spread
 
 THRESHOLDS = np.round(np.arange(0.0, 1.0005, 0.005), 3)
@@ -108,6 +114,61 @@ def choose(folder: Path, signal: str, rate: float, precision: float) -> dict[str
             "loso_recall": held[0] / max(held[2], 1), "sequences": len(per)}
 
 
+NEAR = 1.5  # target sizes (sqrt of the true box's area) between centres: a drift still beside the target
+
+
+def drift_distance(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Distance between the centres of ``boxes`` and ``gt`` in target sizes (NaN where the target is absent)."""
+    centre = lambda b: b[:, :2] + b[:, 2:] / 2  # noqa: E731
+    return np.linalg.norm(centre(boxes) - centre(gt), axis=1) / np.sqrt(gt[:, 2] * gt[:, 3])
+
+
+def best_score_recall(score: np.ndarray, failure: np.ndarray, precision: float) -> float:
+    """The highest recall of failure frames that the flag ``score < t`` reaches at ``precision``, over every
+    threshold ``t`` (cut only between distinct scores: tied frames are flagged together)."""
+    order = np.argsort(score, kind="stable")
+    s, f = score[order], failure[order]
+    cut = np.r_[s[1:] != s[:-1], True]  # flagging everything up to and including position i
+    hits, flagged = np.cumsum(f)[cut], np.arange(1, len(s) + 1)[cut]
+    ok = hits / flagged >= precision
+    return float(hits[ok].max() / max(failure.sum(), 1)) if ok.any() else 0.0
+
+
+def ceiling(bench: Path, tracker: str, sequences: list[Sequence], precision: float) -> dict[str, float]:
+    """Failure kinds, score medians, the reported flag and the score-threshold bound, pooled over ``sequences``
+    (those the bench scored for ``tracker``)."""
+    score, failure, lost, kind = [], [], [], []
+    for seq in sequences:
+        txt, scores = box_paths(bench, tracker, seq.name)[0], score_path(bench, tracker, seq.name)
+        if not (txt.is_file() and scores.is_file()):
+            continue
+        boxes, saved = np.loadtxt(txt, delimiter=",", ndmin=2), np.loadtxt(scores, delimiter=",", ndmin=2)
+        o = outcome(boxes, saved[:, 0], saved[:, 1] > 0, seq.boxes)
+        n = len(o.failure) + 1
+        far = np.zeros(len(o.failure), bool)
+        far[o.present] = drift_distance(boxes[1:n][o.present], seq.boxes[1:n][o.present]) >= NEAR
+        kind.append(np.where(~o.present, "absent", np.where(far, "far", "near")))
+        score.append(o.score), failure.append(o.failure), lost.append(o.lost)
+    if not score:
+        raise SystemExit(f"no saved boxes and scores of tracker {tracker!r} in {bench}/boxes; check --tracker")
+    score, failure, lost, kind = map(np.concatenate, (score, failure, lost, kind))
+    report: dict[str, float] = {"failures": int(failure.sum()), "frames": len(failure)}
+    for k in ("absent", "near", "far"):
+        report[k] = int((failure & (kind == k)).sum())
+    report["score_good"] = float(np.median(score[~failure]))
+    for k in ("near", "far"):
+        chosen = failure & (kind == k)
+        report[f"score_{k}"] = float(np.median(score[chosen])) if chosen.any() else float("nan")
+    report["flag_precision"] = float((lost & failure).sum() / max(lost.sum(), 1))
+    report["flag_recall"] = float((lost & failure).sum() / max(failure.sum(), 1))
+    report["score_bound_recall"] = best_score_recall(score, failure, precision)
+    return report
+
+
+def _line(report: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in report.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -122,10 +183,18 @@ def main() -> None:
     pick.add_argument("--signal", choices=("doubt", "spread"), default="spread")
     pick.add_argument("--rate", type=float, default=0.5, help="running-mean rate (the config's *_rate)")
     pick.add_argument("--precision", type=float, default=0.8, help="flag precision the threshold must reach")
+    bound = modes.add_parser("ceiling", help="failure kinds and the best a score threshold can flag, from a bench")
+    bound.add_argument("bench", help="a `siamtrack bench --out` folder")
+    bound.add_argument("root", help="the dataset folder it ran on")
+    bound.add_argument("--split", default="validation")
+    bound.add_argument("--tracker", default="siamtrack", help="tracker name as the bench saved it")
+    bound.add_argument("--precision", type=float, default=0.8, help="flag precision the bound must reach")
     args = parser.parse_args()
     if args.mode == "choose":
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in choose(Path(args.folder), args.signal, args.rate, args.precision).items()))
+        print(_line(choose(Path(args.folder), args.signal, args.rate, args.precision)))
+        return
+    if args.mode == "ceiling":
+        print(_line(ceiling(Path(args.bench), args.tracker, load_dataset(args.root, args.split), args.precision)))
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

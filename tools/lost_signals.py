@@ -119,8 +119,8 @@ NEAR = 1.5  # target sizes (sqrt of the true box's area) between centres: a drif
 
 def drift_distance(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Distance between the centres of ``boxes`` and ``gt`` in target sizes (NaN where the target is absent)."""
-    centre = lambda b: b[:, :2] + b[:, 2:] / 2  # noqa: E731
-    return np.linalg.norm(centre(boxes) - centre(gt), axis=1) / np.sqrt(gt[:, 2] * gt[:, 3])
+    offset = boxes[:, :2] + boxes[:, 2:] / 2 - (gt[:, :2] + gt[:, 2:] / 2)
+    return np.linalg.norm(offset, axis=1) / np.sqrt(gt[:, 2] * gt[:, 3])
 
 
 def best_score_recall(score: np.ndarray, failure: np.ndarray, precision: float) -> float:

@@ -165,10 +165,33 @@ def test_teacher_on_the_larger_grid_is_cropped_to_the_students_points():
     assert parts["distill_cls"] > 1e-3 and parts["distill_box"] > 1e-3
 
 
-def test_feature_distillation_and_adapter():
-    assert isinstance(bl.box_feature_adapter(8, 8), nn.Identity)
-    adapter = bl.box_feature_adapter(4, 8)
-    assert isinstance(adapter, nn.Conv2d) and adapter.kernel_size == (1, 1) and adapter.out_channels == 8
+def test_features_are_compared_as_they_are_only_between_equal_embedding_architectures():
+    from types import SimpleNamespace
+
+    from tracker.config import BoxModelConfig
+    from tracker.models.efficientnet_lite import BLOCKS, STEM
+    from tracker.training.distill import matching_adapter
+
+    v3 = BoxModelConfig()
+    lite0 = BoxModelConfig(stem=STEM, blocks=BLOCKS, relu6=True, adjust=v3.channels)  # 96 channels, another space
+
+    def net(config):
+        return SimpleNamespace(config=config, channels=config.channels)
+
+    assert lite0.channels == v3.channels
+    assert isinstance(matching_adapter(net(v3), SimpleNamespace(net=net(v3), channels=96)), nn.Identity)
+    adapter = matching_adapter(net(lite0), SimpleNamespace(net=net(v3), channels=96))
+    assert isinstance(adapter, nn.Conv2d) and adapter.kernel_size == (1, 1) and adapter.out_channels == 96
+    # an ensemble teacher embeds with its network
+    ensemble = SimpleNamespace(network=SimpleNamespace(net=net(v3)), channels=96)
+    assert isinstance(matching_adapter(net(v3), ensemble), nn.Identity)
+    assert isinstance(matching_adapter(net(lite0), ensemble), nn.Conv2d)
+    # a net without blocks (SiamFC's AlexNet) never matches
+    narrow = matching_adapter(SimpleNamespace(config=None, channels=4), SimpleNamespace(net=net(v3), channels=96))
+    assert isinstance(narrow, nn.Conv2d) and (narrow.in_channels, narrow.out_channels) == (4, 96)
+
+
+def test_feature_distillation():
     t = (torch.randn(2, 8, 8, 8), torch.randn(2, 8, 16, 16))
     assert bl.feature_distillation((2 * t[0], t[1]), t).item() == pytest.approx(0.5)
     with pytest.raises(SiamTrackError, match="distill_feature 0"):

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import SiamTrackError
 from .box_targets import BoxTargets, align_grids
-from .distill import feature_adapter
 from .losses import relative_mse
 from .options import opt
 
@@ -69,7 +67,7 @@ class BoxOutputs:
     """What a box network (student or teacher) gives for a batch of pairs.
 
     ``features`` feed the feature distillation: the student's through its adapter
-    (:func:`box_feature_adapter`), the teacher's as they are, in the same order (e.g. exemplar, search).
+    (:func:`distill.matching_adapter`), the teacher's as they are, in the same order (e.g. exemplar, search).
     """
 
     cls: torch.Tensor                        # (N, 2, n, n) logits, channel 1 = target
@@ -178,13 +176,6 @@ def feature_distillation(student: tuple[torch.Tensor, ...], teacher: tuple[torch
         raise SiamTrackError(f"feature distillation needs matching student and teacher features; got "
                              f"{len(student)} and {len(teacher)} maps (set distill_feature 0 to go without)")
     return sum(relative_mse(s, t.detach()) for s, t in zip(student, teacher)) / len(student)
-
-
-def box_feature_adapter(student_channels: int, teacher_channels: int) -> nn.Module:
-    """distill.feature_adapter (a trainable 1x1 conv) where the widths differ, else the identity."""
-    if student_channels == teacher_channels:
-        return nn.Identity()
-    return feature_adapter(student_channels, teacher_channels)
 
 
 def _distillation(outputs: BoxOutputs, teacher: BoxOutputs, config: BoxLossConfig) -> dict[str, torch.Tensor]:

@@ -18,10 +18,10 @@ from ..errors import SiamTrackError
 from ..models import BoxSiameseNet, efficientnet_lite
 from ..models.nanotrack import LOOP_PARAMS, PRESETS
 from ..models.prune import narrow_box_net
-from .box_losses import BoxOutputs, box_feature_adapter, box_loss
+from .box_losses import BoxOutputs, box_loss
 from .box_targets import box_targets
 from .config import Setup
-from .distill import Teacher, TeacherOutput, load_family
+from .distill import Teacher, TeacherOutput, load_family, matching_adapter
 
 STRIDE = 16
 
@@ -101,7 +101,7 @@ class BoxTraining:
     def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
         if teacher is None or not self.setup.box_loss.distill_feature:
             return None
-        return box_feature_adapter(student.channels, teacher.channels)
+        return matching_adapter(student, teacher)
 
     def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,

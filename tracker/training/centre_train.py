@@ -18,13 +18,7 @@ from ..errors import SiamTrackError
 from ..models import CentreSiameseNet, efficientnet_lite, load_checkpoint
 from .centre_losses import centre_loss, centre_targets
 from .config import CentreArchConfig, Setup
-from .distill import Teacher, TeacherOutput, feature_adapter
-
-
-def _backbone_arch(net: nn.Module) -> tuple | None:
-    """What fixes a centre net's embedding space: its stem, blocks and activations (None: not a centre net)."""
-    c = getattr(net, "config", None)
-    return (c.stem, c.blocks, c.relu6) if getattr(c, "family", None) == "centre" else None
+from .distill import Teacher, TeacherOutput, matching_adapter
 
 
 class CentreTraining:
@@ -81,12 +75,9 @@ class CentreTraining:
         return net, net.config.loop_overrides()
 
     def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
-        """The identity only where student and teacher embed with the same backbone architecture: equal widths
-        alone do not make two feature spaces comparable (NanoTrack-v3's 96 channels are not LightFC's 96)."""
         if teacher is None or not self.setup.centre_loss.distill_feature:
             return None
-        same = _backbone_arch(student) == _backbone_arch(teacher.net)
-        return nn.Identity() if same else feature_adapter(student.channels, teacher.channels)
+        return matching_adapter(student, teacher)
 
     def loss(self, maps: tuple[torch.Tensor, ...], features: tuple[torch.Tensor | None, ...],
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,

@@ -77,3 +77,22 @@ def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tenso
 def feature_adapter(student_channels: int, teacher_channels: int) -> nn.Conv2d:
     """1x1 conv mapping student features onto the teacher's channels (training only)."""
     return nn.Conv2d(student_channels, teacher_channels, 1)
+
+
+def embedding_architecture(net: nn.Module) -> tuple | None:
+    """What fixes a box or centre net's embedding space: stem, blocks, activations and neck (None: neither)."""
+    c = getattr(net, "config", None)
+    if not hasattr(c, "blocks"):
+        return None
+    return c.stem, c.blocks, c.relu6, getattr(c, "adjust", 0)
+
+
+def matching_adapter(student: nn.Module, teacher: Any) -> nn.Module:
+    """The identity only where student and teacher embed with the same architecture, else feature_adapter:
+    equal widths alone do not make two feature spaces comparable (NanoTrack-v3's 96 channels are not
+    LightFC's 96). ``teacher``: a Teacher, or an ensemble whose ``network`` is one."""
+    net = getattr(teacher, "network", teacher).net
+    own = embedding_architecture(student)
+    if own is not None and own == embedding_architecture(net):
+        return nn.Identity()
+    return feature_adapter(student.channels, teacher.channels)

@@ -22,7 +22,7 @@ from tracker.config import CentreModelConfig, CentreTrackerConfig
 from tracker.crops import sample_target_into
 from tracker.errors import WeightsError
 from tracker.models import CentreSiameseNet, load_checkpoint, save_checkpoint
-from tracker.postprocess.centre import decode_centre, decode_centre_reference, hann_window, locate_centre
+from tracker.postprocess.centre import decode_centre, decode_centre_reference, hann_window, locate_centre, size_penalty
 from tracker.synthetic import demo_clip
 
 LIGHTFC = SHARED / "reference" / "lightfc"
@@ -360,6 +360,36 @@ def test_size_rate_smooths_the_size_and_keeps_the_centre(rate):
 def test_size_rate_out_of_range_or_not_a_number_is_a_one_line_error(bad):
     with pytest.raises(ValueError, match="size_rate must be"):
         CentreTrackerConfig.from_dict({"size_rate": bad})
+
+
+@pytest.mark.parametrize("k", [0.0, 0.5])
+def test_penalty_k_prefers_the_peak_that_keeps_the_targets_size(k):
+    """A 0.9 peak that shrinks the 20 x 20 target to 16 x 16 against a 0.8 one that keeps it: at k 0.5 the first
+    is worth 0.9 exp(-0.5 (20/16 - 1)) = 0.794; LightFC's loop (k 0) takes it."""
+    from tracker.families.centre import CentreStep
+
+    class Target:
+        box = (100.0, 100.0, 20.0, 20.0)
+        frame_shape = (240, 320)
+    step = CentreStep(CentreTrackerConfig(exemplar_size=64, instance_size=128, search_factor=3.2, window_influence=0.0,
+                                          penalty_k=k))
+    score = np.full((1, 1, 8, 8), 0.1, np.float32)
+    score[0, 0, 2, 5], score[0, 0, 5, 2] = 0.9, 0.8
+    size, offset = np.full((1, 2, 8, 8), 0.25, np.float32), np.full((1, 2, 8, 8), 0.5, np.float32)
+    size[0, :, 5, 2] = 20 / 64  # shares of the 64 frame px crop
+    penalty = size_penalty(size[0], 64.0, 20.0, 20.0, 0.5)
+    assert penalty[2, 5] == pytest.approx(np.exp(-0.5 * 0.25)) and penalty[5, 2] == pytest.approx(1.0)
+    got = step.propose(Target(), (score, size, offset), 128)
+    want = (0.9, 114 + 7.5, 90 + 7.5, 16, 16) if k == 0 else (0.9, 88 + 9.5, 112 + 9.5, 20, 20)  # raw: the map's peak
+    assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_size_penalty_counts_scale_and_aspect_changes_by_hand():
+    size = np.array([[[0.5]], [[0.125]]], np.float32)  # 32 x 8 of a 64 px crop for a 16 x 16 target: same area
+    # s = sqrt(256) / 16 = 1, r = 4 / 1: exp(-k (4 - 1))
+    assert size_penalty(size, 64.0, 16.0, 16.0, 0.2)[0, 0] == pytest.approx(np.exp(-0.6))
+    with pytest.raises(ValueError, match="penalty_k must be >= 0"):
+        CentreTrackerConfig(penalty_k=-0.1)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -385,7 +385,8 @@ class BoxTrackerConfig(LoopConfig):
 class CentreTrackerConfig(LoopConfig):
     """Centre-head loop (LightFC): crops of ``factor`` x sqrt(w*h), the score map times a Hann window
     (``window_influence`` is its exponent: 1 = LightFC, 0 = no window), the best cell's size and
-    offset taken as they are (no penalty, no smoothing), the box clipped to the frame."""
+    offset taken as they are, the box clipped to the frame. ``size_rate`` < 1 smooths the size and
+    ``penalty_k`` > 0 penalises cells whose box changes scale or aspect (both off = LightFC's loop)."""
 
     exemplar_size: int = 128
     instance_size: int = 256
@@ -395,6 +396,7 @@ class CentreTrackerConfig(LoopConfig):
     search_factor: float = 4.0
     clip_margin: float = 2.0     # smallest box side and distance from the far frame edges (LightFC's clip_box)
     size_rate: float = 1.0       # share of the new size taken each frame (1 = LightFC: as it is; lower = smoothed)
+    penalty_k: float = 0.0       # scale/aspect change penalty on each cell's score (SiamRPN's; 0 = LightFC: none)
 
     searches_per_target: ClassVar[int] = 1
 
@@ -407,6 +409,8 @@ class CentreTrackerConfig(LoopConfig):
             raise ValueError(f"template_factor and search_factor must be > 0, got {self.template_factor}, {self.search_factor}")
         if not 0.0 < self.size_rate <= 1.0:
             raise ValueError(f"size_rate must be in (0, 1] (1 = take each frame's size as it is), got {self.size_rate}")
+        if self.penalty_k < 0:
+            raise ValueError(f"penalty_k must be >= 0 (0 = no size-change penalty), got {self.penalty_k}")
 
     def extents(self, w: float, h: float) -> tuple[float, float]:
         """(template, search) crop sides before LightFC's ceil: factor x sqrt(w*h)."""

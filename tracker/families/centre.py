@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import CentreTrackerConfig
 from ..crops import lightfc_side, sample_target_into
-from ..postprocess.centre import decode_centre, hann_window, locate_centre
+from ..postprocess.centre import decode_centre, hann_window, locate_centre, size_penalty
 
 Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
 
@@ -42,13 +42,17 @@ class CentreStep:
         sample_target_into(frame, *target.box, self.cfg.search_factor, out[0])
 
     def propose(self, target, outputs: tuple[np.ndarray, ...], size: int) -> Proposal:
-        """Peak of score x window -> its cell's size and offset -> the box around the previous centre, clipped."""
+        """Peak of score x window (x size penalty) -> its cell's size and offset -> the box around the previous
+        centre, clipped."""
         cfg = self.cfg
         score, box_size, offset = outputs[0][0], outputs[1][0], outputs[2][0]
         x, y, w, h = target.box
         side = lightfc_side(w, h, cfg.search_factor)  # the crop search_into made
         height, width = target.frame_shape
-        raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, self._window(score.shape[1]), size, side,
+        window = self._window(score.shape[1])
+        if cfg.penalty_k:  # folded into the window: the peak is that of score x window x penalty
+            window = window * size_penalty(box_size, side, w, h, cfg.penalty_k)
+        raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, window, size, side,
                                             x, y, w, h, height, width, cfg.clip_margin)
         cx, cy = nx + (nw - 1) / 2, ny + (nh - 1) / 2
         if cfg.size_rate < 1.0:  # a student's noisy sizes would otherwise compound through the next crop's scale

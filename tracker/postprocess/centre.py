@@ -86,6 +86,18 @@ def decode_centre_reference(score, size, offset, window, search_size, side, x, y
     return float(score.max()), bx, by, max(margin, x2 - bx), max(margin, y2 - by)
 
 
+def size_penalty(size: np.ndarray, side: float, w: float, h: float, k: float) -> np.ndarray:
+    """(n, n) float32 factor on every cell's score: SiamRPN's scale and aspect penalty, exp(-k (c(r) c(s) - 1))
+    with c(x) = max(x, 1/x), s the cell's size sqrt(w h) over the target's and r its aspect over the target's.
+    ``size``: (2, n, n) widths and heights as shares of the ``side``-px search crop. A student's size maps are
+    noisier than its teacher's; this prefers the peaks whose box stays the target's shape."""
+    bw, bh = np.maximum(size[0] * side, 1e-6), np.maximum(size[1] * side, 1e-6)
+    s = np.sqrt(bw * bh) / math.sqrt(w * h)
+    r = (bw / bh) / (w / h)
+    change = np.maximum(s, 1 / s) * np.maximum(r, 1 / r)
+    return np.exp(-k * (change - 1)).astype(np.float32)
+
+
 @numba.njit(cache=True, nogil=True)
 def locate_centre(score, offset, stride):
     """(raw score, cx, cy) of the unwindowed peak; the centre in crop px (cell edges at multiples of ``stride``)."""

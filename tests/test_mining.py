@@ -9,7 +9,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from test_training_data import write_got10k
 from tracker import MultiTracker

@@ -55,7 +55,7 @@ VARIANTS = {"fear": FearConfig(), "fear_smooth": FearConfig(smooth=True)}
 
 def graphs(cfg: FearConfig) -> dict[str, GraphSpec]:
     """The two graph files and the tensors the loop exchanges with them."""
-    t, i, s = cfg.template_size, cfg.instance_size, cfg.score_size
+    t, i = cfg.template_size, cfg.instance_size
     features = ((1, FEATURES, t // cfg.total_stride, t // cfg.total_stride), "tensor(float)")
     return {"fear_xs_template.onnx": GraphSpec({"image": ((1, 3, t, t), "tensor(float)")}, ("features",)),
             "fear_xs_track.onnx": GraphSpec({"image": ((1, 3, i, i), "tensor(float)"), "template_features": features},

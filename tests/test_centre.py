@@ -338,20 +338,27 @@ def test_relocate_maps_the_peak_back_to_the_frame():
     assert (raw, cx, cy) == pytest.approx((0.8, 100 + (328 - 192) * 2, 50 + (56 - 192) * 2))
 
 
-@pytest.mark.parametrize("rate", [1.0, 0.25])
-def test_size_rate_smooths_the_size_and_keeps_the_centre(rate):
-    """decode_by_hand's peak (centre (122, 98), 16 x 16) proposed for a 20 x 20 target at (100, 100)."""
+def _propose_for_a_20px_target(**loop):
+    """(step proposing for a 20 x 20 target at (100, 100) in a 320 x 240 frame: 64 frame px searched at 128 px,
+    score (0.1, with 0.9 at decode_by_hand's peak: centre (122, 98)), size (16 x 16 everywhere), offset maps)."""
     from tracker.families.centre import CentreStep
 
     class Target:
         box = (100.0, 100.0, 20.0, 20.0)
         frame_shape = (240, 320)
     step = CentreStep(CentreTrackerConfig(exemplar_size=64, instance_size=128, search_factor=3.2, window_influence=0.0,
-                                          size_rate=rate))
+                                          **loop))
     score = np.full((1, 1, 8, 8), 0.1, np.float32)
     score[0, 0, 2, 5] = 0.9
     size, offset = np.full((1, 2, 8, 8), 0.25, np.float32), np.full((1, 2, 8, 8), 0.5, np.float32)
-    raw, cx, cy, w, h = step.propose(Target(), (score, size, offset), 128)  # side 3.2 x 20 = 64 frame px, as above
+    return lambda: step.propose(Target(), (score, size, offset), 128), score, size
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.25])
+def test_size_rate_smooths_the_size_and_keeps_the_centre(rate):
+    """decode_by_hand's peak (centre (122, 98), 16 x 16) proposed for a 20 x 20 target at (100, 100)."""
+    propose, _, _ = _propose_for_a_20px_target(size_rate=rate)
+    raw, cx, cy, w, h = propose()
     side = 20 + rate * (16 - 20)  # LightFC (rate 1) takes 16 as it is
     assert (raw, cx, cy, w, h) == pytest.approx((0.9, 114 + 7.5, 90 + 7.5, side, side), abs=1e-4)
 
@@ -366,20 +373,12 @@ def test_size_rate_out_of_range_or_not_a_number_is_a_one_line_error(bad):
 def test_penalty_k_prefers_the_peak_that_keeps_the_targets_size(k):
     """A 0.9 peak that shrinks the 20 x 20 target to 16 x 16 against a 0.8 one that keeps it: at k 0.5 the first
     is worth 0.9 exp(-0.5 (20/16 - 1)) = 0.794; LightFC's loop (k 0) takes it."""
-    from tracker.families.centre import CentreStep
-
-    class Target:
-        box = (100.0, 100.0, 20.0, 20.0)
-        frame_shape = (240, 320)
-    step = CentreStep(CentreTrackerConfig(exemplar_size=64, instance_size=128, search_factor=3.2, window_influence=0.0,
-                                          penalty_k=k))
-    score = np.full((1, 1, 8, 8), 0.1, np.float32)
-    score[0, 0, 2, 5], score[0, 0, 5, 2] = 0.9, 0.8
-    size, offset = np.full((1, 2, 8, 8), 0.25, np.float32), np.full((1, 2, 8, 8), 0.5, np.float32)
+    propose, score, size = _propose_for_a_20px_target(penalty_k=k)
+    score[0, 0, 5, 2] = 0.8
     size[0, :, 5, 2] = 20 / 64  # shares of the 64 frame px crop
     penalty = size_penalty(size[0], 64.0, 20.0, 20.0, 0.5)
     assert penalty[2, 5] == pytest.approx(np.exp(-0.5 * 0.25)) and penalty[5, 2] == pytest.approx(1.0)
-    got = step.propose(Target(), (score, size, offset), 128)
+    got = propose()
     want = (0.9, 114 + 7.5, 90 + 7.5, 16, 16) if k == 0 else (0.9, 88 + 9.5, 112 + 9.5, 20, 20)  # raw: the map's peak
     assert got == pytest.approx(want, abs=1e-4)
 

@@ -285,8 +285,8 @@ def test_checkpoint_round_trip_carries_the_crop_geometry(small_model):
     tracker = SiamTracker(str(path), device="cpu")
     assert tracker.family == "centre" and isinstance(tracker.config, CentreTrackerConfig)
     assert (tracker.config.exemplar_size, tracker.config.instance_size, tracker.config.clip_margin) == (96, 192, 3.0)
-    with pytest.raises(ValueError, match="unknown CentreTrackerConfig option\\(s\\): penalty_k"):
-        SiamTracker(str(path), device="cpu", penalty_k=0.1)
+    with pytest.raises(ValueError, match="unknown CentreTrackerConfig option\\(s\\): lr"):
+        SiamTracker(str(path), device="cpu", lr=0.3)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

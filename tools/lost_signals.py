@@ -30,7 +30,8 @@ import numpy as np
 from tracker import SiamTracker
 from tracker.datasets import Sequence, load_dataset
 from tracker.evaluation.lost_metrics import outcome
-from tracker.evaluation.runner import box_paths, parallel_map, safe_name, score_path
+from tracker.evaluation.report import saved_outcome
+from tracker.evaluation.runner import box_paths, parallel_map, safe_name
 from tracker.postprocess.map_signals import rivalry, spread
 
 THRESHOLDS = np.round(np.arange(0.0, 1.0005, 0.005), 3)
@@ -139,11 +140,11 @@ def ceiling(bench: Path, tracker: str, sequences: list[Sequence], precision: flo
     (those the bench scored for ``tracker``)."""
     score, failure, lost, kind = [], [], [], []
     for seq in sequences:
-        txt, scores = box_paths(bench, tracker, seq.name)[0], score_path(bench, tracker, seq.name)
-        if not (txt.is_file() and scores.is_file()):
+        txt = box_paths(bench, tracker, seq.name)[0]
+        boxes = np.loadtxt(txt, delimiter=",", ndmin=2) if txt.is_file() else None
+        o = saved_outcome(bench, tracker, seq, boxes) if boxes is not None else None
+        if o is None:
             continue
-        boxes, saved = np.loadtxt(txt, delimiter=",", ndmin=2), np.loadtxt(scores, delimiter=",", ndmin=2)
-        o = outcome(boxes, saved[:, 0], saved[:, 1] > 0, seq.boxes)
         n = len(o.failure) + 1
         far = np.zeros(len(o.failure), bool)
         far[o.present] = drift_distance(boxes[1:n][o.present], seq.boxes[1:n][o.present]) >= NEAR

@@ -46,7 +46,7 @@ def _sequence_entry(seq: Sequence, scores: Scores | None, record: dict[str, Any]
     return {"status": "ok", **scores.to_dict(curves=False), **signals, **run}
 
 
-def _outcome(out: Path, name: str, seq: Sequence, boxes: np.ndarray) -> Outcome | None:
+def saved_outcome(out: Path, name: str, seq: Sequence, boxes: np.ndarray) -> Outcome | None:
     """The frames the lost-flag metrics need; None for a run saved before score files existed."""
     path = score_path(out, name, seq.name)
     if not path.is_file():
@@ -75,7 +75,7 @@ def tracker_results(name: str, sequences: list[Sequence], out: Path, got10k_comp
         if seq.ground_truth != "first-box":
             boxes = np.loadtxt(txt, delimiter=",", ndmin=2)
             s = score_tracked(boxes, seq, got10k_compat)
-            signals = _outcome(out, name, seq, boxes)
+            signals = saved_outcome(out, name, seq, boxes)
             scores.append(s)
             outcomes.append(signals)
         per_seq[seq.name] = _sequence_entry(seq, s, record, signals)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tracker.errors import SiamTrackError
-from tracker.training.centre_losses import (CentreLossConfig, box_iou_loss, cell_boxes, centre_loss, centre_targets,
-                                            focal_loss, gaussian_radius, to_student_grid)
+from tracker.training.centre_losses import (CentreLossConfig, MapGrid, box_iou_loss, cell_boxes, centre_loss,
+                                            centre_targets, focal_loss, gaussian_radius, to_student_grid)
 
 
 def test_targets_put_the_centre_cell_offset_and_size_where_the_box_is():
@@ -17,6 +17,19 @@ def test_targets_put_the_centre_cell_offset_and_size_where_the_box_is():
     assert t.box[0].tolist() == pytest.approx([2.625 / 4, 0.75 / 4, 0.25, 0.125])
     assert t.heatmap[0, 0, 2] == 1.0 and t.heatmap[0].max() == 1.0 and 0 < t.heatmap[0, 1, 2] < 1
     assert t.heatmap[1].abs().sum() == 0 and t.positive.tolist() == [1.0, 0.0]  # a negative pair has no centre
+
+
+def test_targets_and_cell_boxes_on_maps_half_a_cell_in():
+    # the nanotrack head's 3 x 3 maps on a 64 px crop of 4 cells, beginning 8 px (1/8 of the crop) in: the centre
+    # (42, 12) px is (42 - 8, 12 - 8) / 16 = (2.125, 0.25) cells from the first cell's corner -> row 0, column 2
+    grid = MapGrid.centred(3, 4)
+    assert grid == MapGrid(4.0, 0.125) and MapGrid.centred(4, 4) == MapGrid(4.0, 0.0)
+    t = centre_targets(torch.tensor([[10.0, -20.0, 16.0, 8.0]]), torch.tensor([True]), 3, 64, grid=grid)
+    assert t.cell[0].tolist() == [0, 2] and t.heatmap.shape == (1, 3, 3) and t.heatmap[0, 0, 2] == 1.0
+    assert t.box[0].tolist() == pytest.approx([42 / 64, 12 / 64, 0.25, 0.125])
+    size, offset = torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3)
+    size[0, :, 0, 2], offset[0, :, 0, 2] = torch.tensor([0.25, 0.125]), torch.tensor([0.125, 0.25])
+    torch.testing.assert_close(cell_boxes(size, offset, t.cell, grid), t.box)
 
 
 def test_gaussian_radius_is_centernets():
@@ -93,6 +106,22 @@ def test_a_teachers_finer_grid_reaches_the_student_as_the_same_boxes_over_the_sa
     torch.testing.assert_close(score[0, 0, 0, 1:-1], inner)
     same = (ramp[None, None], size[None], offset[None])
     assert to_student_grid(same, m) is same
+
+
+def test_a_teachers_tiling_grid_reaches_cells_half_a_cell_in_as_the_same_boxes():
+    # LightFC's 16 x 16 cells tile the crop; the nanotrack head's 15 x 15 centres sit on their shared corners, so
+    # its score is the mean of the 4 teacher cells around each, and every cell reads the teacher's one box
+    m, n, centre = 16, 15, torch.tensor([0.37, 0.61])
+    cells = torch.arange(m, dtype=torch.float32)
+    offset = torch.stack([centre[0] * m - cells.view(1, m).expand(m, m), centre[1] * m - cells.view(m, 1).expand(m, m)])
+    size = torch.tensor([0.2, 0.3]).view(2, 1, 1).expand(2, m, m)
+    score = torch.rand(1, 1, m, m, generator=torch.Generator().manual_seed(0))
+    grid = MapGrid.centred(n, m)
+    s, size_n, offset_n = to_student_grid((score, size[None], offset[None]), n, grid)
+    torch.testing.assert_close(s, torch.nn.functional.avg_pool2d(score, 2, stride=1))
+    every = torch.tensor([[r, c] for r in range(n) for c in range(n)])
+    boxes = cell_boxes(size_n.expand(len(every), -1, -1, -1), offset_n.expand(len(every), -1, -1, -1), every, grid)
+    torch.testing.assert_close(boxes, torch.tensor([0.37, 0.61, 0.2, 0.3]).expand(len(every), 4))
 
 
 def test_distillation_across_grids_is_zero_for_the_teachers_own_maps_resampled():

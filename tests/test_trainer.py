@@ -444,7 +444,8 @@ def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips
     assert losses[0] > losses[1] > losses[2]
     net, overrides, meta = load_checkpoint(out / "epoch_006.pth")
     assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)
-    assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0}
+    assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0,
+                         "map_origin": 0.0}
     clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
     frames = list(clip)
     save_checkpoint(fresh_net(setup), tmp_path / "fresh.pth", tracker_config=overrides)
@@ -518,6 +519,42 @@ def test_centre_student_takes_over_a_box_family_backbone(data, tmp_path):
     save_checkpoint(SiameseNet(ModelConfig(width=0.1)), tmp_path / "siamfc.pth")
     with pytest.raises(SiamTrackError, match="is a siamfc network but --family is centre; pass a centre checkpoint, a box"):
         Trainer(setup_of(argv[:argv.index("--init")] + ["--init", str(tmp_path / "siamfc.pth")])[0])
+
+
+def test_centre_nanotrack_head_takes_over_a_box_familys_towers(data, tmp_path):
+    # v3's correlations and towers (of a 64 px template's 4 x 4 cells, as the tiny crops give) go into the fusion;
+    # the score conv is the softmax's target probability, so the start scores exactly as the donor's cls
+    donor = random_net(dataclasses.replace(PRESETS["nanotrack_v3"], exemplar_cells=16), seed=3)
+    save_checkpoint(donor, tmp_path / "box.pth")
+    argv = tiny_args(data, tmp_path, "student", "--init", str(tmp_path / "box.pth"), "--centre-head", "nanotrack",
+                     family="centre")
+    for fixed in ("--centre-width", "--centre-repeats", "--centre-head-channels", "--centre-head-depth"):
+        del argv[argv.index(fixed):argv.index(fixed) + 2]  # the donor fixes the backbone and the towers
+    trainer = Trainer(setup_of(argv)[0])
+    net = trainer.model.net.eval()
+    assert (net.config.head, net.config.head_channels, net.config.head_depth) == ("nanotrack", 96, 6)
+    assert trainer.loop_overrides["map_origin"] == 8.0
+    towers = {k: v for k, v in donor.head.state_dict().items() if not k.startswith(("cls_out", "loc_out"))}
+    assert towers.keys() == net.fusion.state_dict().keys()
+    assert all(torch.equal(v, net.fusion.state_dict()[k]) for k, v in towers.items())
+    torch.manual_seed(0)
+    z, x = torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 3, 128, 128) * 255
+    with torch.no_grad():
+        score, _, offset = net(z, x)
+        cls, _ = donor(z, x)
+    assert score.shape == (2, 1, 7, 7) == (*cls.shape[:1], 1, *cls.shape[2:])
+    torch.testing.assert_close(score, torch.softmax(cls, 1)[:, 1:].clamp(1e-4, 1 - 1e-4), rtol=0, atol=1e-6)
+    assert torch.equal(offset, torch.full_like(offset, 0.5))  # the cell's middle until trained
+    net.train()
+    loss, _ = trainer.loss(collate([trainer.dataset[i] for i in range(4)]))
+    loss.backward()
+    assert torch.isfinite(loss) and net.head.size.weight.grad.abs().sum() > 0
+    with pytest.raises(SiamTrackError, match="takes its towers from --init .*; leave --centre-head-channels"):
+        Trainer(setup_of(argv + ["--centre-head-channels", "48"])[0])
+    save_checkpoint(random_net(dataclasses.replace(PRESETS["nanotrack_v2"], exemplar_cells=16)), tmp_path / "v2.pth")
+    at_v2 = [str(tmp_path / "v2.pth") if a == str(tmp_path / "box.pth") else a for a in argv]
+    with pytest.raises(SiamTrackError, match="head is not NanoTrack-v3's layout .*; pass --centre-head lightfc"):
+        Trainer(setup_of(at_v2)[0])
 
 
 @pytest.mark.parametrize("extra, message", [

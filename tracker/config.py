@@ -100,6 +100,7 @@ def mobilenet_v2_blocks(settings: tuple[tuple[int, int, int, int], ...], stem: i
 
 # LightFC's backbone: MobileNetV2 to stride 16 (its 'features' up to the 96-channel stage), 32-channel stem.
 LIGHTFC_BLOCKS = mobilenet_v2_blocks(((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)))
+CENTRE_HEADS = ("lightfc", "nanotrack")  # the centre family's heads (CentreModelConfig.head)
 
 
 @dataclass
@@ -193,8 +194,14 @@ class CentreModelConfig:
                                     # (a stem with the normalisation folded in: the EfficientNet-Lite0 start)
     relu6: bool = True              # stem and non-h-swish blocks: ReLU6 (MobileNetV2, LightFC) | False: h-swish stem
                                     # and ReLU blocks (MobileNetV3's layout: a box-family backbone taken over)
+    head: str = "lightfc"           # lightfc: the fusion and towers above | nanotrack: NanoTrack-v3's pixel-wise +
+                                    # depth-wise correlations and head_depth depth-wise separable blocks of
+                                    # head_channels per tower (fusion_channels, bottleneck, head_reduction unused),
+                                    # 1x1 convs to the three maps; its even kernels put the maps half a cell off
 
     def __post_init__(self) -> None:
+        if self.head not in CENTRE_HEADS:
+            raise ValueError(f"head must be one of {', '.join(CENTRE_HEADS)}, got {self.head!r}")
         if self.normalise not in ("imagenet", "none"):
             raise ValueError(f"normalise must be 'imagenet' or 'none', got {self.normalise!r}")
         self.blocks = tuple(tuple(b) for b in self.blocks)
@@ -218,6 +225,13 @@ class CentreModelConfig:
         return (self.template_size // 16) ** 2
 
     @property
+    def map_origin(self) -> float:
+        """Search-crop px where the maps' first cell begins. LightFC's n x n cells tile the crop (0); the
+        nanotrack head's 2x2 refinement and 4x4 depth-wise kernels centre output j between feature cells j and
+        j + 1, so its (n - 1) x (n - 1) cells begin half a cell in (8 px)."""
+        return 8.0 if self.head == "nanotrack" else 0.0
+
+    @property
     def channels(self) -> int:
         """Channels of the backbone's embedding (what feature distillation compares)."""
         return self.blocks[-1][2]
@@ -230,7 +244,8 @@ class CentreModelConfig:
     def loop_overrides(self) -> dict[str, Any]:
         """The crop geometry a tracking loop must use with this network."""
         return {"exemplar_size": self.template_size, "instance_size": self.search_size,
-                "template_factor": self.template_factor, "search_factor": self.search_factor}
+                "template_factor": self.template_factor, "search_factor": self.search_factor,
+                "map_origin": self.map_origin}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,6 +412,7 @@ class CentreTrackerConfig(LoopConfig):
     clip_margin: float = 2.0     # smallest box side and distance from the far frame edges (LightFC's clip_box)
     size_rate: float = 1.0       # share of the new size taken each frame (1 = LightFC: as it is; lower = smoothed)
     penalty_k: float = 0.0       # scale/aspect change penalty on each cell's score (SiamRPN's; 0 = LightFC: none)
+    map_origin: float = 0.0      # search-crop px where the maps' first cell begins (the network fixes it; 0 = LightFC)
 
     searches_per_target: ClassVar[int] = 1
 

@@ -23,8 +23,8 @@ class CentreStep:
         self.cfg = cfg
         self._windows: dict[int, np.ndarray] = {}
         maps = np.full((2, 2, 2), 0.5, np.float32)
-        decode_centre(maps[0], maps, maps, self._window(2), 32, 64, 0.0, 0.0, 8.0, 8.0, 64, 64, 2.0)  # JIT warm-up
-        locate_centre(maps[0], maps, 16.0)
+        decode_centre(maps[0], maps, maps, self._window(2), 32, 64, 0.0, 0.0, 8.0, 8.0, 64, 64, 2.0, 2.0, 0.0)  # JIT warm-up
+        locate_centre(maps[0], maps, 16.0, 0.0)
 
     def _window(self, n: int) -> np.ndarray:
         window = self._windows.get(n)
@@ -52,8 +52,8 @@ class CentreStep:
         window = self._window(score.shape[1])
         if cfg.penalty_k:  # folded into the window: the peak is that of score x window x penalty
             window = window * size_penalty(box_size, side, w, h, cfg.penalty_k)
-        raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, window, size, side,
-                                            x, y, w, h, height, width, cfg.clip_margin)
+        raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, window, size, side, x, y, w, h, height, width,
+                                            cfg.clip_margin, size / cfg.total_stride, cfg.map_origin)
         cx, cy = nx + (nw - 1) / 2, ny + (nh - 1) / 2
         if cfg.size_rate < 1.0:  # a student's noisy sizes would otherwise compound through the next crop's scale
             nw, nh = w + cfg.size_rate * (nw - w), h + cfg.size_rate * (nh - h)
@@ -65,6 +65,6 @@ class CentreStep:
 
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Unwindowed peak of a lost-state crop (``out_size`` px over ``crop_px`` frame px, centred on the target)."""
-        raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride))
+        raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride), self.cfg.map_origin)
         scale = crop_px / out_size
         return raw, target.cx + (u - out_size / 2) * scale, target.cy + (v - out_size / 2) * scale

@@ -99,8 +99,12 @@ def tower(inp: int, channels: int, kernels: tuple[int, ...], block: str) -> nn.S
     return nn.Sequential(*layers)
 
 
-class BoxHead(nn.Module):
-    """Correlations (one shared, or one per branch; pixel-wise, optionally with depth-wise) -> towers."""
+class BoxTowers(nn.Module):
+    """Correlations (one shared, or one per branch; pixel-wise, optionally with depth-wise) -> cls and loc towers.
+
+    Everything of the box head but its two output convs: the centre family's ``nanotrack`` head reads its own
+    maps off these towers (and takes them over, trained, from a box-family checkpoint).
+    """
 
     def __init__(self, cfg: BoxModelConfig) -> None:
         super().__init__()
@@ -124,10 +128,9 @@ class BoxHead(nn.Module):
         width = c if self.depthwise else cells
         self.cls_tower = tower(width, cfg.cls_channels, cfg.cls_tower, cfg.tower_block)
         self.loc_tower = tower(width, cfg.loc_channels, cfg.loc_tower, cfg.tower_block)
-        self.cls_out = nn.Sequential(nn.Conv2d(cfg.cls_channels, 2, 1))
-        self.loc_out = nn.Sequential(nn.Conv2d(cfg.loc_channels, 4, 1))
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cls tower features, loc tower features)."""
         # Call order = NanoTrack's (loc before cls in the correlations): ONNX graphs map onto it in order.
         if self.shared:
             loc_feat = cls_feat = self.corr(z, x)
@@ -137,5 +140,17 @@ class BoxHead(nn.Module):
             loc_dw, cls_dw = self.loc_dw(z, x), self.cls_dw(z, x)
             loc_feat = self.loc_fuse(torch.cat((loc_feat, loc_dw), 1))
             cls_feat = self.cls_fuse(torch.cat((cls_feat, cls_dw), 1))
-        cls = self.cls_out(self.cls_tower(cls_feat))
-        return cls, torch.exp(self.loc_out(self.loc_tower(loc_feat)))
+        return self.cls_tower(cls_feat), self.loc_tower(loc_feat)
+
+
+class BoxHead(BoxTowers):
+    """The towers, then a 1x1 conv to 2 cls logits and one to 4 log-distances (exponentiated)."""
+
+    def __init__(self, cfg: BoxModelConfig) -> None:
+        super().__init__(cfg)
+        self.cls_out = nn.Sequential(nn.Conv2d(cfg.cls_channels, 2, 1))
+        self.loc_out = nn.Sequential(nn.Conv2d(cfg.loc_channels, 4, 1))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cls_feat, loc_feat = super().forward(z, x)
+        return self.cls_out(cls_feat), torch.exp(self.loc_out(loc_feat))

@@ -1,5 +1,8 @@
 """CentreSiameseNet = ONE MobileNetV2-style backbone for both crops + pixel-wise fusion + centre head.
 
+The ``nanotrack`` head instead runs NanoTrack-v3's correlations and depth-wise separable towers (a box-family
+head without its two output convs) and reads the three maps off them with 1x1 convs.
+
 The LightFC architecture (Li et al. 2023) as one configurable module: every size is a field of
 :class:`~tracker.config.CentreModelConfig`, so LightFC and each of our students are configs of this
 code. Layers run in the order LightFC's deployment graph runs them (backbone, fusion, then the score,
@@ -14,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import CentreModelConfig
-from .box_head import pixelwise_correlate
+from ..config import BoxModelConfig, CentreModelConfig
+from .box_head import BoxTowers, pixelwise_correlate
 from .mobilenet import MobileNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -118,6 +121,38 @@ class CentreHead(nn.Module):
         return score, size, self.offset(fused)
 
 
+def nanotrack_towers_config(cfg: CentreModelConfig) -> BoxModelConfig:
+    """The box family's correlations and towers (NanoTrack-v3's layout) that a ``nanotrack`` centre head runs."""
+    depth = (3,) * cfg.head_depth
+    return BoxModelConfig(stem=cfg.stem, blocks=cfg.blocks, relu6=cfg.relu6, exemplar_cells=cfg.template_cells,
+                          cls_tower=depth, loc_tower=depth, cls_channels=cfg.head_channels, loc_channels=cfg.head_channels,
+                          input_order=cfg.input_order)
+
+
+class TowerFusion(BoxTowers):
+    """NanoTrack-v3's correlations and towers; the cls and loc towers' features stacked along channels."""
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(super().forward(z, x), dim=1)
+
+
+class PointHead(nn.Module):
+    """1x1 convs on the stacked tower features: the score from the cls tower, size and offset from the loc tower."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.score = nn.Conv2d(channels, 1, 1)
+        self.size = nn.Conv2d(channels, 2, 1)
+        self.offset = nn.Conv2d(channels, 2, 1)
+
+    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cls, loc = fused[:, :self.channels], fused[:, self.channels:]
+        score = torch.clamp(torch.sigmoid(self.score(cls)), SCORE_CLAMP, 1 - SCORE_CLAMP)
+        size = torch.clamp(torch.sigmoid(self.size(loc)), SCORE_CLAMP, 1 - SCORE_CLAMP)
+        return score, size, self.offset(loc)
+
+
 class CentreSiameseNet(nn.Module):
     """Both crops go through the same backbone module, so their weights are shared by construction."""
 
@@ -129,8 +164,12 @@ class CentreSiameseNet(nn.Module):
         self.config = c = config or CentreModelConfig()
         self.normalise = Normalise(c.input_order, c.normalise == "imagenet")
         self.backbone = MobileNet(c.stem, c.blocks, relu6=c.relu6)
-        self.fusion = Fusion(c.template_cells, c.fusion_channels, c.bottleneck)
-        self.head = CentreHead(c.fusion_channels + self.backbone.channels, c)
+        if c.head == "nanotrack":  # fusion = correlations + towers (a box-family head's, minus its outputs)
+            self.fusion: nn.Module = TowerFusion(nanotrack_towers_config(c))
+            self.head: nn.Module = PointHead(c.head_channels)
+        else:
+            self.fusion = Fusion(c.template_cells, c.fusion_channels, c.bottleneck)
+            self.head = CentreHead(c.fusion_channels + self.backbone.channels, c)
 
     @property
     def total_stride(self) -> int:

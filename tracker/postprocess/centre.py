@@ -40,19 +40,21 @@ def peak(score, window):
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_centre(score, size, offset, window, search_size, side, x, y, w, h, height, width, margin):
+def decode_centre(score, size, offset, window, search_size, side, x, y, w, h, height, width, margin, cells, origin):
     """One target's maps -> (raw score, x, y, w, h) of the new box in frame px.
 
     score (n, n), size (2, n, n), offset (2, n, n) float32; window (n, n); the search crop was ``side``
-    frame px around the previous box (x, y, w, h) resized to ``search_size``; the box is clipped to
-    the height x width frame with ``margin``.
+    frame px around the previous box (x, y, w, h) resized to ``search_size``, which ``cells`` cells span
+    (``search_size`` / stride), the maps' first beginning ``origin`` px in (0: LightFC's, whose arithmetic
+    this keeps to the bit); the box is clipped to the height x width frame with ``margin``.
     """
     raw, i, j = peak(score, window)
-    n = np.float32(score.shape[0])
+    n = np.float32(cells)
     scale = np.float32(search_size)
     factor = np.float32(search_size / side)
-    cx = np.float32(np.float32(np.float32(np.float32(j) + offset[0, i, j]) / n) * scale) / factor
-    cy = np.float32(np.float32(np.float32(np.float32(i) + offset[1, i, j]) / n) * scale) / factor
+    shift = np.float32(origin)
+    cx = np.float32(np.float32(np.float32(np.float32(np.float32(j) + offset[0, i, j]) / n) * scale) + shift) / factor
+    cy = np.float32(np.float32(np.float32(np.float32(np.float32(i) + offset[1, i, j]) / n) * scale) + shift) / factor
     bw = np.float32(size[0, i, j] * scale) / factor
     bh = np.float32(size[1, i, j] * scale) / factor
     half = 0.5 * search_size / (search_size / side)
@@ -99,7 +101,8 @@ def size_penalty(size: np.ndarray, side: float, w: float, h: float, k: float) ->
 
 
 @numba.njit(cache=True, nogil=True)
-def locate_centre(score, offset, stride):
-    """(raw score, cx, cy) of the unwindowed peak; the centre in crop px (cell edges at multiples of ``stride``)."""
+def locate_centre(score, offset, stride, origin):
+    """(raw score, cx, cy) of the unwindowed peak; the centre in crop px (cell edges at ``origin`` + multiples of
+    ``stride``)."""
     raw, i, j = peak(score, np.ones_like(score))
-    return float(raw), float(j + offset[0, i, j]) * stride, float(i + offset[1, i, j]) * stride
+    return float(raw), origin + float(j + offset[0, i, j]) * stride, origin + float(i + offset[1, i, j]) * stride

@@ -50,12 +50,33 @@ class CentreLossConfig:
             raise ValueError(f"min_overlap must be in (0, 1), got {self.min_overlap}")
 
 
+@dataclass(frozen=True)
+class MapGrid:
+    """Where a network's n x n map cells lie in its search crop, in fractions of the crop: LightFC's tile it
+    (``cells`` = n, ``origin`` 0); the nanotrack head's n - 1 begin half a cell in. A smaller crop at the same
+    factor covers the same region, so grids in fractions compare across crop sizes."""
+
+    cells: float          # cells the crop spans (search px / stride)
+    origin: float = 0.0   # where the first cell begins
+
+    @classmethod
+    def centred(cls, n: int, cells: float) -> MapGrid:
+        """n x n cells centred in a crop that spans ``cells`` of them (LightFC's: n = cells, tiling it; the
+        nanotrack head's: n = cells - 1, half a cell in)."""
+        return cls(float(cells), (cells - n) / (2 * cells))
+
+    def centres(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """(n,) crop fractions of the cells' centres."""
+        return self.origin + (torch.arange(n, dtype=like.dtype, device=like.device) + 0.5) / self.cells
+
+
 @dataclass
 class CentreTargets:
     heatmap: torch.Tensor   # (N, n, n) Gaussian, exactly 1 at the centre cell of a positive pair; 0 for a negative
     cell: torch.Tensor      # (N, 2) long: row, column of the centre cell
     box: torch.Tensor       # (N, 4) cx, cy, w, h as fractions of the crop
     positive: torch.Tensor  # (N,) float: 1 where the target is in the crop
+    grid: MapGrid           # where the cells lie
 
 
 def gaussian_radius(h: torch.Tensor, w: torch.Tensor, min_overlap: float) -> torch.Tensor:
@@ -70,21 +91,23 @@ def gaussian_radius(h: torch.Tensor, w: torch.Tensor, min_overlap: float) -> tor
 
 
 def centre_targets(boxes: torch.Tensor, positive: torch.Tensor, n: int, crop: int,
-                   min_overlap: float = 0.7) -> CentreTargets:
-    """Labels for pairs whose search crop (``crop`` px, n x n cells) shows the target at ``boxes``
-    (N, 4) = cx, cy, w, h in px from the crop centre (PairDataset's convention)."""
-    stride = crop / n
-    u, v = (boxes[:, 0] + crop / 2) / stride, (boxes[:, 1] + crop / 2) / stride  # centre in cells
+                   min_overlap: float = 0.7, grid: MapGrid | None = None) -> CentreTargets:
+    """Labels for pairs whose search crop (``crop`` px, n x n cells on ``grid``; default: tiling it) shows the
+    target at ``boxes`` (N, 4) = cx, cy, w, h in px from the crop centre (PairDataset's convention)."""
+    grid = grid or MapGrid(float(n))
+    stride = crop / grid.cells
+    fx, fy = (boxes[:, 0] + crop / 2) / crop, (boxes[:, 1] + crop / 2) / crop  # centre in crop fractions
+    u, v = (fx - grid.origin) * grid.cells, (fy - grid.origin) * grid.cells  # ... in cells from the first's edge
     col, row = u.floor().clamp(0, n - 1), v.floor().clamp(0, n - 1)
     w, h = boxes[:, 2] / stride, boxes[:, 3] / stride
     sigma = (2 * gaussian_radius(h, w, min_overlap).floor().clamp_min(0) + 1) / 6  # CenterNet's diameter / 6
-    grid = torch.arange(n, device=boxes.device, dtype=boxes.dtype)
-    gy = torch.exp(-(grid.view(1, n) - row.view(-1, 1)) ** 2 / (2 * sigma.view(-1, 1) ** 2))
-    gx = torch.exp(-(grid.view(1, n) - col.view(-1, 1)) ** 2 / (2 * sigma.view(-1, 1) ** 2))
+    axis = torch.arange(n, device=boxes.device, dtype=boxes.dtype)
+    gy = torch.exp(-(axis.view(1, n) - row.view(-1, 1)) ** 2 / (2 * sigma.view(-1, 1) ** 2))
+    gx = torch.exp(-(axis.view(1, n) - col.view(-1, 1)) ** 2 / (2 * sigma.view(-1, 1) ** 2))
     pos = positive.to(boxes.dtype)
     heatmap = gy.unsqueeze(2) * gx.unsqueeze(1) * pos.view(-1, 1, 1)
-    box = torch.stack([u / n, v / n, boxes[:, 2] / crop, boxes[:, 3] / crop], dim=1)
-    return CentreTargets(heatmap, torch.stack([row, col], 1).long(), box, pos)
+    box = torch.stack([fx, fy, boxes[:, 2] / crop, boxes[:, 3] / crop], dim=1)
+    return CentreTargets(heatmap, torch.stack([row, col], 1).long(), box, pos, grid)
 
 
 def focal_loss(score: torch.Tensor, heatmap: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
@@ -104,11 +127,13 @@ def read_cells(maps: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
     return maps[index, :, cell[:, 0], cell[:, 1]]
 
 
-def cell_boxes(size: torch.Tensor, offset: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-    """(N, 4) cx, cy, w, h as crop fractions that the maps predict at ``cell`` (LightFC's cal_bbox)."""
-    n = size.shape[-1]
+def cell_boxes(size: torch.Tensor, offset: torch.Tensor, cell: torch.Tensor, grid: MapGrid | None = None) -> torch.Tensor:
+    """(N, 4) cx, cy, w, h as crop fractions that the maps predict at ``cell`` (LightFC's cal_bbox on its
+    tiling grid, the default)."""
+    grid = grid or MapGrid(float(size.shape[-1]))
     off, wh = read_cells(offset, cell), read_cells(size, cell)
-    return torch.stack([(cell[:, 1] + off[:, 0]) / n, (cell[:, 0] + off[:, 1]) / n, wh[:, 0], wh[:, 1]], dim=1)
+    return torch.stack([grid.origin + (cell[:, 1] + off[:, 0]) / grid.cells,
+                        grid.origin + (cell[:, 0] + off[:, 1]) / grid.cells, wh[:, 0], wh[:, 1]], dim=1)
 
 
 def _corners(box: torch.Tensor) -> torch.Tensor:
@@ -140,26 +165,40 @@ def _resize(t: torch.Tensor, n: int) -> torch.Tensor:
     return F.interpolate(t, size=(n, n), mode="bilinear", align_corners=False)
 
 
-def to_student_grid(teacher: tuple[torch.Tensor, ...], n: int) -> tuple[torch.Tensor, ...]:
-    """The teacher's (score, size, offset) maps on an n x n grid over the same crop region (a student with a
-    smaller search crop at the same search factor). Score and size (crop fractions) are resampled as they are;
-    the offset is resampled as the centre it points at (crop fractions), then read back in the new cells."""
+def _resample(t: torch.Tensor, n: int, grid: MapGrid, source: MapGrid) -> torch.Tensor:
+    """Bilinear, at the crop fractions of ``grid``'s n x n cell centres, from maps on ``source`` (edges clamped)."""
+    m = t.shape[-1]
+    index = (grid.centres(n, t) - source.origin) * source.cells - 0.5  # in the source's cells
+    coord = 2 * index / max(m - 1, 1) - 1
+    points = torch.stack([coord.view(1, n).expand(n, n), coord.view(n, 1).expand(n, n)], -1)
+    return F.grid_sample(t, points.expand(t.shape[0], n, n, 2), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def to_student_grid(teacher: tuple[torch.Tensor, ...], n: int, grid: MapGrid | None = None,
+                    source: MapGrid | None = None) -> tuple[torch.Tensor, ...]:
+    """The teacher's (score, size, offset) maps (on ``source``; default: tiling the crop) on the student's n x n
+    cells of ``grid`` (default: tiling the crop): a student with a smaller search crop at the same factor, or
+    cells half a cell in. Score and size (crop fractions) are resampled as they are; the offset is resampled as
+    the centre it points at (crop fractions), then read back in the student's cells."""
     t_score, t_size, t_offset = teacher
     m = t_score.shape[-1]
-    if m == n:
+    grid, source = grid or MapGrid(float(n)), source or MapGrid(float(m))
+    if m == n and grid == source:
         return teacher
-    cells = torch.arange(m, dtype=t_offset.dtype, device=t_offset.device)
-    centre = torch.stack([(cells.view(1, m) + t_offset[:, 0]) / m, (cells.view(m, 1) + t_offset[:, 1]) / m], 1)
-    centre = _resize(centre, n)
+    own = torch.arange(m, dtype=t_offset.dtype, device=t_offset.device)
+    centre = torch.stack([own.view(1, m) + t_offset[:, 0], own.view(m, 1) + t_offset[:, 1]], 1) / source.cells + source.origin
+    centre = _resample(centre, n, grid, source)
     cells = torch.arange(n, dtype=t_offset.dtype, device=t_offset.device)
-    offset = torch.stack([centre[:, 0] * n - cells.view(1, n), centre[:, 1] * n - cells.view(n, 1)], 1)
-    return _resize(t_score, n), _resize(t_size, n), offset
+    offset = torch.stack([(centre[:, 0] - grid.origin) * grid.cells - cells.view(1, n),
+                          (centre[:, 1] - grid.origin) * grid.cells - cells.view(n, 1)], 1)
+    return _resample(t_score, n, grid, source), _resample(t_size, n, grid, source), offset
 
 
 def _distillation(maps: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...], features: tuple[torch.Tensor, ...],
-                  teacher_features: tuple[torch.Tensor, ...], config: CentreLossConfig) -> dict[str, torch.Tensor]:
+                  teacher_features: tuple[torch.Tensor, ...], config: CentreLossConfig, grid: MapGrid,
+                  teacher_grid: MapGrid | None) -> dict[str, torch.Tensor]:
     score, size, offset = maps
-    t_score, t_size, t_offset = to_student_grid(tuple(m.detach() for m in teacher), score.shape[-1])
+    t_score, t_size, t_offset = to_student_grid(tuple(m.detach() for m in teacher), score.shape[-1], grid, teacher_grid)
     parts = {}
     if config.distill_score:
         p = score.clamp(_EPS, 1 - _EPS)
@@ -168,7 +207,7 @@ def _distillation(maps: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, .
     if config.distill_box:
         weights = t_score[:, 0]
         weights = weights / weights.flatten(1).sum(1).clamp_min(1).view(-1, 1, 1)
-        l1 = (size - t_size).abs().sum(1) + (offset - t_offset).abs().sum(1) / score.shape[-1]  # offsets in crop fractions
+        l1 = (size - t_size).abs().sum(1) + (offset - t_offset).abs().sum(1) / grid.cells  # offsets in crop fractions
         parts["distill_box"] = config.distill_box * (l1 * weights).flatten(1).sum(1).mean()
     if config.distill_feature:
         teacher_features = tuple(t if t.shape[-2:] == f.shape[-2:] else _resize(t.detach(), f.shape[-1])
@@ -179,21 +218,23 @@ def _distillation(maps: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, .
 
 def centre_loss(maps: tuple[torch.Tensor, ...], targets: CentreTargets, config: CentreLossConfig = CentreLossConfig(),
                 teacher: tuple[torch.Tensor, ...] | None = None, features: tuple[torch.Tensor, ...] = (),
-                teacher_features: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the selected losses for one micro-batch, and each weighted part as a float."""
+                teacher_features: tuple[torch.Tensor, ...] = (),
+                teacher_grid: MapGrid | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the selected losses for one micro-batch, and each weighted part as a float; the student's
+    maps lie on ``targets.grid``, the teacher's on ``teacher_grid`` (default: tiling the crop)."""
     score, size, offset = maps
     parts: dict[str, torch.Tensor] = {}
     if config.score_weight:
         parts["score"] = config.score_weight * focal_loss(score[:, 0], targets.heatmap, config.focal_alpha,
                                                           config.focal_beta)
     if config.box_weight or config.l1_weight:
-        pred = cell_boxes(size, offset, targets.cell)
+        pred = cell_boxes(size, offset, targets.cell, targets.grid)
         if config.box_weight:
             parts["box"] = config.box_weight * (box_iou_loss(pred, targets.box, config.box_loss) * targets.positive).mean()
         if config.l1_weight:
             parts["l1"] = config.l1_weight * ((pred - targets.box).abs().sum(1) * targets.positive).mean()
     if teacher is not None:
-        parts.update(_distillation(maps, teacher, features, teacher_features, config))
+        parts.update(_distillation(maps, teacher, features, teacher_features, config, targets.grid, teacher_grid))
     if not parts:
         raise SiamTrackError("every centre loss weight is 0; set score_weight, box_weight, l1_weight or a teacher "
                              "with a distillation weight")

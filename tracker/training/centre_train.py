@@ -9,6 +9,7 @@ graph folder) sees the same crops; it teaches at training time only and nothing 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -16,9 +17,34 @@ from torch import nn
 
 from ..errors import SiamTrackError
 from ..models import CentreSiameseNet, efficientnet_lite, load_checkpoint
-from .centre_losses import centre_loss, centre_targets
+from .centre_losses import MapGrid, centre_loss, centre_targets
 from .config import CentreArchConfig, Setup
 from .distill import Teacher, TeacherOutput, matching_adapter
+
+
+@torch.no_grad()
+def take_over_towers(net: CentreSiameseNet, donor: nn.Module, path: str, crop: int) -> None:
+    """A box-family head's correlations and towers into a ``nanotrack`` centre head, and its outputs' best linear
+    start: the score is the softmax's target probability, sigmoid(cls1 - cls0); the size's logit starts at
+    log(w / crop) ~ (log l + log r) / 2 + log(2 / crop) (l ~ r at the centre, w << crop); the offset at the cell's
+    middle. What the approximations miss, training corrects."""
+    towers = {k: v for k, v in donor.head.state_dict().items() if not k.startswith(("cls_out.", "loc_out."))}
+    d = donor.config
+    if d.cls_channels != d.loc_channels:
+        raise SiamTrackError(f"--init {path}'s cls and loc towers differ in width ({d.cls_channels}, {d.loc_channels}); "
+                             "--centre-head nanotrack needs equal ones")
+    try:
+        net.fusion.load_state_dict(towers)
+    except RuntimeError:
+        raise SiamTrackError(f"--init {path}'s head is not NanoTrack-v3's layout (pixel-wise and depth-wise correlations "
+                             "of a 128 px template's 8 x 8 cells, linear_pw towers); pass --centre-head lightfc") from None
+    head, cls, loc = net.head, donor.head.cls_out[0], donor.head.loc_out[0]
+    head.score.weight.copy_(cls.weight[1:2] - cls.weight[0:1])
+    head.score.bias.copy_(cls.bias[1:2] - cls.bias[0:1])
+    head.size.weight.copy_((loc.weight[0:2] + loc.weight[2:4]) / 2)  # rows l, t, r, b -> w, h
+    head.size.bias.copy_((loc.bias[0:2] + loc.bias[2:4]) / 2 + math.log(2 / crop))
+    nn.init.zeros_(head.offset.weight)
+    nn.init.constant_(head.offset.bias, 0.5)
 
 
 class CentreTraining:
@@ -66,12 +92,21 @@ class CentreTraining:
             d = donor.config
             config = dataclasses.replace(config, stem=d.stem, blocks=d.blocks, relu6=d.relu6, normalise="none",
                                          input_order=d.input_order)
+            if config.head == "nanotrack":
+                if (arch.head_channels, arch.head_depth) != (CentreArchConfig.head_channels, CentreArchConfig.head_depth):
+                    raise SiamTrackError(f"--centre-head nanotrack takes its towers from --init {t.init}; leave "
+                                         "--centre-head-channels and --centre-head-depth at their defaults")
+                config = dataclasses.replace(config, head_channels=d.cls_channels, head_depth=len(d.cls_tower))
         net = CentreSiameseNet(config)
         if imagenet is not None:
             efficientnet_lite.load_backbone(net.backbone, imagenet, t.init)
         if donor is not None:
             net.backbone.load_state_dict(donor.backbone.state_dict())
-        nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
+        if config.head == "nanotrack":
+            if donor is not None:
+                take_over_towers(net, donor, t.init, cache.instance_size)
+        else:
+            nn.init.constant_(net.head.score.last.bias, -4.6)  # p = 0.01 at the start: CenterNet's prior
         return net, net.config.loop_overrides()
 
     def adapter(self, student: nn.Module, teacher: Teacher | None) -> nn.Module | None:
@@ -83,11 +118,13 @@ class CentreTraining:
              teacher: TeacherOutput | None, boxes: torch.Tensor, positive: torch.Tensor,
              stride: int) -> tuple[torch.Tensor, dict[str, float]]:
         """centre_loss on labels from the pairs' boxes, and the teacher's maps and embeddings when given."""
-        cfg = self.setup.centre_loss
-        score = maps[0]
-        targets = centre_targets(boxes, positive, score.shape[-1], score.shape[-1] * stride, cfg.min_overlap)
+        cfg, crop = self.setup.centre_loss, self.setup.cache.instance_size
+        n = maps[0].shape[-1]
+        targets = centre_targets(boxes, positive, n, crop, cfg.min_overlap, MapGrid.centred(n, crop / stride))
         _, _, az, ax = features
         adapted = (az, ax) if az is not None else ()
         if teacher is None:
             return centre_loss(maps, targets, cfg)
-        return centre_loss(maps, targets, cfg, teacher.maps, adapted, (teacher.z, teacher.x) if adapted else ())
+        m = teacher.maps[0].shape[-1]
+        return centre_loss(maps, targets, cfg, teacher.maps, adapted, (teacher.z, teacher.x) if adapted else (),
+                           MapGrid.centred(m, teacher.cells or m))

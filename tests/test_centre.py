@@ -22,6 +22,7 @@ from tracker import MultiTracker, SiamTracker
 from tracker.config import CentreModelConfig, CentreTrackerConfig
 from tracker.crops import sample_target_into
 from tracker.errors import WeightsError
+from tracker.evaluation.metrics import iou
 from tracker.models import CentreSiameseNet, load_checkpoint, save_checkpoint
 from tracker.postprocess.centre import decode_centre, decode_centre_reference, hann_window, locate_centre, size_penalty
 from tracker.synthetic import demo_clip
@@ -302,7 +303,7 @@ def test_checkpoint_round_trip_carries_the_crop_geometry(small_model):
     assert loaded.config == net.config
     origin = 8.0 if net.config.head == "nanotrack" else 0.0  # its maps begin half a 16 px cell into the crop
     assert overrides == {"exemplar_size": 96, "instance_size": 192, "template_factor": 2.0, "search_factor": 4.0,
-                         "map_origin": origin, "clip_margin": 3.0}
+                         "map_origin": origin, "size_reference": 192, "clip_margin": 3.0}
     tracker = SiamTracker(str(path), device="cpu")
     assert tracker.family == "centre" and isinstance(tracker.config, CentreTrackerConfig)
     assert (tracker.config.exemplar_size, tracker.config.instance_size, tracker.config.clip_margin,
@@ -389,6 +390,16 @@ def test_size_rate_smooths_the_size_and_keeps_the_centre(rate):
     raw, cx, cy, w, h = propose()
     side = 20 + rate * (16 - 20)  # LightFC (rate 1) takes 16 as it is
     assert (raw, cx, cy, w, h) == pytest.approx((0.9, 114 + 7.5, 90 + 7.5, side, side), abs=1e-4)
+
+
+def test_sizes_stay_fractions_of_the_trained_crop_in_a_smaller_search_crop():
+    """A network trained on 256 px search crops tracking with 128 px ones: its size map's 0.25 is 64 crop px, not
+    32 (twice decode_by_hand's 16 x 16 frame px); the centre, read from the cells, stays (121.5, 97.5)."""
+    for reference, side in ((0, 16), (128, 16), (256, 32)):
+        propose, _, _ = _propose_for_a_20px_target(size_reference=reference)
+        assert propose() == pytest.approx((0.9, 114 + 7.5, 90 + 7.5, side, side), abs=1e-4)
+    with pytest.raises(ValueError, match="size_reference must be >= 0"):
+        CentreTrackerConfig(size_reference=-1)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.5, "0.5;window_influence=2"])
@@ -506,3 +517,21 @@ def test_the_official_trainers_full_checkpoint_loads_and_runs_none_of_its_object
     assert meta["source"] == "lightfc-checkpoint" and isinstance(net, CentreSiameseNet)
     assert not marker.exists()
     torch.testing.assert_close(net.backbone.features[0][0].weight, official_state(1)["backbone.features.0.0.weight"])
+
+
+def test_the_shipped_centre_model_tracks_the_demo_clip_on_both_backends():
+    """siamtrack_centre (weights/, no ../shared): its registry entry, the nanotrack head's geometry and loop, and
+    the synthetic clip tracked (mean IoU 0.82 when shipped) the same on ONNX Runtime and torch."""
+    clip = demo_clip(n_frames=80)
+    frames = list(clip)
+    truth = np.array([clip.truth(t) for t in range(1, len(frames))], float)
+    boxes = {}
+    for backend in ("onnxruntime", "torch"):
+        tracker = SiamTracker("siamtrack_centre", device="cpu", backend=backend)
+        c = tracker.config
+        assert (tracker.family, c.instance_size, c.map_origin, c.size_reference, c.size_rate, c.penalty_k) == (
+            "centre", 256, 8.0, 256, 0.25, 0.5)
+        tracker.init(frames[0], clip.truth(0))
+        boxes[backend] = np.array([tracker.update(f).box for f in frames[1:]])
+    assert iou(boxes["onnxruntime"], truth).mean() > 0.75
+    np.testing.assert_allclose(boxes["onnxruntime"], boxes["torch"], atol=0.05)

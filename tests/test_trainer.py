@@ -445,7 +445,7 @@ def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips
     net, overrides, meta = load_checkpoint(out / "epoch_006.pth")
     assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)
     assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0,
-                         "map_origin": 0.0}
+                         "map_origin": 0.0, "size_reference": 128}
     clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
     frames = list(clip)
     save_checkpoint(fresh_net(setup), tmp_path / "fresh.pth", tracker_config=overrides)

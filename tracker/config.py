@@ -245,7 +245,7 @@ class CentreModelConfig:
         """The crop geometry a tracking loop must use with this network."""
         return {"exemplar_size": self.template_size, "instance_size": self.search_size,
                 "template_factor": self.template_factor, "search_factor": self.search_factor,
-                "map_origin": self.map_origin}
+                "map_origin": self.map_origin, "size_reference": self.search_size}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -413,6 +413,8 @@ class CentreTrackerConfig(LoopConfig):
     size_rate: float = 1.0       # share of the new size taken each frame (1 = LightFC: as it is; lower = smoothed)
     penalty_k: float = 0.0       # scale/aspect change penalty on each cell's score (SiamRPN's; 0 = LightFC: none)
     map_origin: float = 0.0      # search-crop px where the maps' first cell begins (the network fixes it; 0 = LightFC)
+    size_reference: int = 0      # search crop px the size map's fractions are of: the network's trained search size
+                                 # (it fixes it; 0 = instance_size), so a smaller instance_size keeps the sizes
 
     searches_per_target: ClassVar[int] = 1
 
@@ -427,6 +429,8 @@ class CentreTrackerConfig(LoopConfig):
             raise ValueError(f"size_rate must be in (0, 1] (1 = take each frame's size as it is), got {self.size_rate}")
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k must be >= 0 (0 = no size-change penalty), got {self.penalty_k}")
+        if self.size_reference < 0:
+            raise ValueError(f"size_reference must be >= 0 (0 = instance_size), got {self.size_reference}")
 
     def extents(self, w: float, h: float) -> tuple[float, float]:
         """(template, search) crop sides before LightFC's ceil: factor x sqrt(w*h)."""

@@ -50,6 +50,8 @@ class CentreStep:
         side = lightfc_side(w, h, cfg.search_factor)  # the crop search_into made
         height, width = target.frame_shape
         window = self._window(score.shape[1])
+        if cfg.size_reference and cfg.size_reference != size:  # fractions of the trained crop -> of this one
+            box_size = box_size * np.float32(cfg.size_reference / size)
         if cfg.penalty_k:  # folded into the window: the peak is that of score x window x penalty
             window = window * size_penalty(box_size, side, w, h, cfg.penalty_k)
         raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, window, size, side, x, y, w, h, height, width,

@@ -129,8 +129,8 @@ class BoxTowers(nn.Module):
         self.cls_tower = tower(width, cfg.cls_channels, cfg.cls_tower, cfg.tower_block)
         self.loc_tower = tower(width, cfg.loc_channels, cfg.loc_tower, cfg.tower_block)
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cls tower features, loc tower features)."""
+    def correlate(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cls tower input, loc tower input)."""
         # Call order = NanoTrack's (loc before cls in the correlations): ONNX graphs map onto it in order.
         if self.shared:
             loc_feat = cls_feat = self.corr(z, x)
@@ -140,6 +140,11 @@ class BoxTowers(nn.Module):
             loc_dw, cls_dw = self.loc_dw(z, x), self.cls_dw(z, x)
             loc_feat = self.loc_fuse(torch.cat((loc_feat, loc_dw), 1))
             cls_feat = self.cls_fuse(torch.cat((cls_feat, cls_dw), 1))
+        return cls_feat, loc_feat
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cls tower features, loc tower features)."""
+        cls_feat, loc_feat = self.correlate(z, x)
         return self.cls_tower(cls_feat), self.loc_tower(loc_feat)
 
 
@@ -152,5 +157,5 @@ class BoxHead(BoxTowers):
         self.loc_out = nn.Sequential(nn.Conv2d(cfg.loc_channels, 4, 1))
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cls_feat, loc_feat = super().forward(z, x)
-        return self.cls_out(cls_feat), torch.exp(self.loc_out(loc_feat))
+        cls_feat, loc_feat = self.correlate(z, x)  # each tower then its output: NanoTrack's graphs' order
+        return self.cls_out(self.cls_tower(cls_feat)), torch.exp(self.loc_out(self.loc_tower(loc_feat)))

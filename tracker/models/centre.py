@@ -60,6 +60,11 @@ class Excite(nn.Module):
         return x * gate
 
 
+def probability(logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid clamped to [SCORE_CLAMP, 1 - SCORE_CLAMP] (LightFC's score and size maps)."""
+    return torch.clamp(torch.sigmoid(logits), SCORE_CLAMP, 1 - SCORE_CLAMP)
+
+
 def conv_bn(inp: int, out: int, kernel: int, groups: int = 1, relu: bool = False) -> nn.Sequential:
     """Conv (with bias) + BN [+ ReLU]: a Sequential, so inference folds the BN into the conv."""
     layers: list[nn.Module] = [nn.Conv2d(inp, out, kernel, 1, kernel // 2, groups=groups), nn.BatchNorm2d(out)]
@@ -116,9 +121,7 @@ class CentreHead(nn.Module):
         self.offset = Tower(*args, 2)
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        score = torch.clamp(torch.sigmoid(self.score(fused)), SCORE_CLAMP, 1 - SCORE_CLAMP)
-        size = torch.clamp(torch.sigmoid(self.size(fused)), SCORE_CLAMP, 1 - SCORE_CLAMP)
-        return score, size, self.offset(fused)
+        return probability(self.score(fused)), probability(self.size(fused)), self.offset(fused)
 
 
 def nanotrack_towers_config(cfg: CentreModelConfig) -> BoxModelConfig:
@@ -148,9 +151,7 @@ class PointHead(nn.Module):
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cls, loc = fused[:, :self.channels], fused[:, self.channels:]
-        score = torch.clamp(torch.sigmoid(self.score(cls)), SCORE_CLAMP, 1 - SCORE_CLAMP)
-        size = torch.clamp(torch.sigmoid(self.size(loc)), SCORE_CLAMP, 1 - SCORE_CLAMP)
-        return score, size, self.offset(loc)
+        return probability(self.score(cls)), probability(self.size(loc)), self.offset(loc)
 
 
 class CentreSiameseNet(nn.Module):

@@ -25,7 +25,7 @@ class TeacherOutput:
     z: torch.Tensor                   # exemplar features (N, Ct, h, w)
     x: torch.Tensor                   # search features (N, Ct, H, W)
     maps: tuple[torch.Tensor, ...]    # net.outputs: (response,) for SiamFC, (cls, loc) for the box family
-    cells: float = 0.0                # centre family: cells of 16 px its search crop spans (0: its maps tile it)
+    cells: float = 0.0                # centre family: cells its search crop spans (0: its maps tile it)
 
     @property
     def logits(self) -> torch.Tensor:
@@ -66,7 +66,8 @@ class Teacher:
         if sizes[0] and (z.shape[-1], x.shape[-1]) != sizes:
             z, x = (F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False) for t, s in zip((z, x), sizes))
         fz, fx = self.net.embed(z), self.net.embed(x)
-        return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)), x.shape[-1] / 16 if sizes[1] else 0.0)
+        cells = x.shape[-1] / self.net.total_stride if sizes[1] else 0.0
+        return TeacherOutput(fz, fx, tuple(self.net.outputs(fz, fx)), cells)
 
 
 def to_input(crops: np.ndarray, device: torch.device, order: str) -> torch.Tensor:

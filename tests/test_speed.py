@@ -58,7 +58,7 @@ def test_every_row_runs_in_a_fresh_process_and_no_setting_leaks_into_the_next(ti
     # the 1-thread rows ran on one thread; the default rows after them still saw the libraries' own defaults
     assert rows["siamtrack:w [torch]", "1"].while_timed == [{"cv2_threads": 1, "torch_threads": 1}]
     assert rows["kcf", "default"].while_timed == [fresh]
-    assert rows["siamtrack:w [torch]", "1"].engine_threads == 1
+    assert rows["siamtrack:w [torch]", "1"].engine_threads == [1]
     assert all(t.error is None and t.tracker_fps > 0 for t in report.trackers)
 
 
@@ -106,12 +106,13 @@ def test_report_rows_stages_ratios_and_many_targets(tiny_run):
     assert siam.graphs_ms == siam.stages["graphs"].wall_ms
     assert siam.gflop_per_frame == pytest.approx(model_flops(net, TrackerConfig()).per_frame / 1e9)
     assert len(siam.tracker_fps_rounds) == 2 and siam.tracker_fps == pytest.approx(np.median(siam.tracker_fps_rounds))
-    assert siam.engine_threads == 2 and siam.end_to_end_fps > 0
+    assert siam.engine_threads == [2, 2] and siam.end_to_end_fps > 0
     nano = [t for t in report.trackers if t.name == "nanotrack"]
     assert nano[0].error == "not run: model path not given (--nano-backbone/--nano-neckhead)"
     assert set(report.ratios) == {"siamtrack:w [torch]"}  # no peer has 3-target rows (nanotrack did not run)
     ratio = report.ratios["siamtrack:w [torch]"]["kcf"]
-    assert ratio["2"] == pytest.approx(siam.tracker_fps / report.row("kcf", "2").tracker_fps)
+    per_round = np.array(siam.tracker_fps_rounds) / np.array(report.row("kcf", "2").tracker_fps_rounds)
+    assert ratio["2"] == pytest.approx(np.median(per_round))
     multi = report.row("siamtrack:w [torch]", "1", 3)
     assert multi.error is None and multi.tracker_fps > 0 and not multi.stages
     assert report.memory.frames == 20 and len(report.memory.rss_mb) == 20
@@ -153,6 +154,40 @@ def test_a_run_where_no_tracker_loads_reports_why(tiny_clip):
         [("siamtrack:w", "not run", 0.0), ("nanotrack", "not run", 0.0)]
     assert report.machine["gpu"].startswith("none (device 'cuda:99' requested but") and report.ratios == {}
     assert "| siamtrack:w | not run: device 'cuda:99' requested but" in report.to_markdown()
+
+
+def test_ratios_pair_each_round_so_a_slow_spell_of_the_machine_reads_true(tiny_clip):
+    """Ours is always 1.25x kcf, but the machine runs at half speed for the first three processes: all of
+    round 1 and kcf's row of round 2. The ratio of the medians would read 2.5 (ours fast in 2 of 3 rounds, kcf
+    slow in 2 of 3); the median of each round's own ratio reads 1.25."""
+    root, _ = tiny_clip
+    started: list[tuple[str, str]] = []
+
+    def runner(job):
+        slow = 2.0 if len(started) < 3 else 1.0
+        started.append((job.tracker, job.regime))
+        own = 1.0 if job.tracker == "kcf" else 0.8  # seconds per pass at full speed
+        return {"pid": 0, "on_entry": {}, "while_timed": {}, "passes": [(own * slow, 0.0)]}
+
+    opts = SpeedOptions(sequence=root / "seqs" / "clip", trackers=f"siamtrack:{root / 'w.pth'},kcf", frames=6, passes=1,
+                        rounds=3, regimes=("1",), backends=("torch",), stage_repeats=0)
+    report = run_speed(opts, log=lambda m: None, runner=runner)
+    assert [t.split(":")[0] for t, _ in started] == ["siamtrack", "kcf", "kcf", "siamtrack", "siamtrack", "kcf"]
+    siam, kcf = report.row("siamtrack:w [torch]", "1"), report.row("kcf", "1")
+    assert siam.tracker_fps_rounds == pytest.approx([5 / 1.6, 5 / 0.8, 5 / 0.8])
+    assert kcf.tracker_fps_rounds == pytest.approx([5 / 2.0, 5 / 2.0, 5 / 1.0])
+    assert siam.tracker_fps / kcf.tracker_fps == pytest.approx(2.5)
+    assert report.ratios["siamtrack:w [torch]"]["kcf"]["1"] == pytest.approx(1.25)
+
+
+def test_each_round_keeps_the_rows_it_compares_back_to_back():
+    plan = [(e, r, n) for n in (1, 8) for r in ("1", "2", "default") for e in ("ours", "peer", "other")]
+    for k in range(5):
+        order = speed.round_order(plan, k)
+        assert sorted(order) == sorted(plan)
+        groups = [(r, n) for _, r, n in order]
+        assert all(groups[i] == groups[i - i % 3] for i in range(len(groups)))  # runs of 3 of one group
+        assert [e for e, _, _ in order[:3]] == speed._rotated(["ours", "peer", "other"], k)
 
 
 def test_regimes_and_target_boxes():

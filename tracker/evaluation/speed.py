@@ -8,6 +8,10 @@ The instrument, and why:
   (siamtrack: the cores other processes leave free; OpenCV: its own pool size).
 - Within a process the frames are in memory and ``passes`` timed passes follow a warm-up: the best pass
   counts (the least disturbed). Rounds repeat every row in rotated order; the median over rounds is reported.
+- **Ratios are paired by round**: the rows of one regime run back to back in each round, and a ratio is the
+  median over rounds of that round's fps ratio. A shared VM's multi-thread speed swings up to 2x for tens of
+  seconds for every library alike (measured: cv2.TrackerNano at 2 threads 280-570 fps within one run); a
+  ratio of medians taken over different rounds compares one library's fast spell with another's slow one.
 - Per-stage times of siamtrack (crop, backbone, head, post) show where a frame goes, and "graphs alone"
   (backbone + head, timed alone in the same process) is the ceiling the whole tracker is compared with.
 - ``targets``: MultiTracker rows with N targets against N independent instances of each peer, in updates/s.
@@ -82,7 +86,7 @@ class TrackerSpeed:
     cpu_ms: float = 0.0
     end_to_end_fps: float = 0.0
     stages: dict[str, Timing] = field(default_factory=dict)
-    engine_threads: int | None = None  # siamtrack: the thread count its engine chose
+    engine_threads: list[int] = field(default_factory=list)  # siamtrack: the count its engine chose, per round
     pids: list[int] = field(default_factory=list)
     on_entry: list[dict[str, int]] = field(default_factory=list)  # the settings each fresh process found
     while_timed: list[dict[str, int]] = field(default_factory=list)
@@ -187,6 +191,15 @@ def _rotated(items: list, k: int) -> list:
     return items[k:] + items[:k]
 
 
+def round_order(plan: list[tuple[_Entry, str, int]], k: int) -> list[tuple[_Entry, str, int]]:
+    """Round ``k``'s order: the groups of rows compared with each other (same regime and target count) in
+    rotated order, and the trackers rotated within each group, which stays contiguous (see the ratios)."""
+    groups: dict[tuple[str, int], list[tuple[_Entry, str, int]]] = {}
+    for item in plan:
+        groups.setdefault((item[1], item[2]), []).append(item)
+    return [item for group in _rotated(list(groups.values()), k) for item in _rotated(group, k)]
+
+
 def _collect(entry: _Entry, regime: str, targets: int, records: list[dict[str, Any]], frames: int) -> TrackerSpeed:
     row = TrackerSpeed(entry.name, regime, targets,
                        gflop_per_frame=entry.flops.per_frame / 1e9 if entry.flops else None)
@@ -204,11 +217,11 @@ def _collect(entry: _Entry, regime: str, targets: int, records: list[dict[str, A
     row.cpu_ms = float(np.median([1000 * cpu / updates for _, cpu in best]))
     e2e = [r["end_to_end_fps"] for r in records if "end_to_end_fps" in r]
     row.end_to_end_fps = float(np.median(e2e)) if e2e else 0.0
+    row.engine_threads = [r["engine_threads"] for r in records if "engine_threads" in r]
     staged = [r for r in records if "stages" in r]
     if staged:
         row.stages = {k: Timing(float(np.median([r["stages"][k].wall_ms for r in staged])),
                                 float(np.median([r["stages"][k].cpu_ms for r in staged]))) for k in STAGES}
-        row.engine_threads = staged[0]["engine_threads"]
     return row
 
 
@@ -234,7 +247,7 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print,
     memory: MemoryRun | None = None
     memory_asked = False
     for rnd in range(opts.rounds):
-        for entry, regime, targets in _rotated(plan, rnd):
+        for entry, regime, targets in round_order(plan, rnd):
             n_frames = frames if targets == 1 else multi_frames
             memory_frames = opts.memory_frames if (not memory_asked and entry.backend and targets == 1) else 0
             memory_asked = memory_asked or bool(memory_frames)
@@ -256,8 +269,17 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print,
                        _ratios(rows, siamtrack), memory)
 
 
+def paired_ratio(ours: TrackerSpeed, peer: TrackerSpeed) -> float:
+    """Median over rounds of the same round's fps ratio (rows of one round ran back to back); the ratio of
+    the medians where the rows have unequal round counts."""
+    a, b = ours.tracker_fps_rounds, peer.tracker_fps_rounds
+    if len(a) == len(b) and a and all(x > 0 for x in b):
+        return float(np.median(np.asarray(a) / np.asarray(b)))
+    return ours.tracker_fps / peer.tracker_fps
+
+
 def _ratios(rows: list[TrackerSpeed], siamtrack: set[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """siamtrack fps / peer fps, per regime, between rows with the same target count."""
+    """siamtrack fps / peer fps, per regime, between rows with the same target count, paired by round."""
     ok = [r for r in rows if r.error is None and r.tracker_fps > 0]
     siam = [r for r in ok if r.name in siamtrack]
     peers = [r for r in ok if r.name not in siamtrack]
@@ -265,7 +287,7 @@ def _ratios(rows: list[TrackerSpeed], siamtrack: set[str]) -> dict[str, dict[str
     for s in siam:
         key = s.name if s.targets == 1 else f"{s.name} x{s.targets}"
         for p in (p for p in peers if p.targets == s.targets and p.regime == s.regime):
-            out.setdefault(key, {}).setdefault(p.name, {})[s.regime] = s.tracker_fps / p.tracker_fps
+            out.setdefault(key, {}).setdefault(p.name, {})[s.regime] = paired_ratio(s, p)
     return out
 
 
@@ -332,7 +354,8 @@ def _threads_seen(row: TrackerSpeed) -> str:
         return "-"
     cv = sorted({s["cv2_threads"] for s in row.while_timed})
     text = f"OpenCV {'/'.join(map(str, cv))}"
-    return text + (f", engine {row.engine_threads}" if row.engine_threads else "")
+    engine = sorted(set(row.engine_threads))
+    return text + (f", engine {'/'.join(map(str, engine))}" if engine else "")
 
 
 def render_markdown(report: SpeedReport) -> str:
@@ -348,7 +371,8 @@ def render_markdown(report: SpeedReport) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores{' (AVX-512)' if m.get('avx512') else ''}, {m['os']}; torch {m['torch']}, "
         f"OpenCV {m['opencv']}, onnxruntime {m['onnxruntime']}; GPU: {m['gpu']}.",
         f"Run: {o['frames']} frames of {o['sequence']}; every tracker x thread regime in its own fresh process, best of "
-        f"{o['passes']} passes per process, median of {o['rounds']} rounds in rotated order; load average (1 min) "
+        f"{o['passes']} passes per process, median of {o['rounds']} rounds in rotated order (ratios: the median of each "
+        f"round's ratio, the rows of one regime run back to back); load average (1 min) "
         f"{report.load_before[0]:.1f} before, {report.load_after[0]:.1f} after. Every process started with OpenCV/torch "
         f"threads {', '.join(f'{a}/{b}' for a, b in entry_settings) or '-'} (nothing leaks from one row into the next).",
         "",

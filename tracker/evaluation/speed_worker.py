@@ -231,12 +231,13 @@ def run_job(job: Job) -> dict[str, Any]:
         tracker, single = build(job)
         record["while_timed"] = settings()
         record["passes"] = time_passes(tracker, frames, boxes, job.passes)
+        if single is not None:  # the timed tracker's own choice (a probe built now would see its pool still busy)
+            record["engine_threads"] = tracker.trackers[0]._multi.engine.threads
         if single is not None and job.stage_repeats:
             probe = single()
             probe.init(frames[0], seq.init_box)
             probe.update(frames[1])
             record["stages"] = time_stages(probe, frames[1], job.stage_repeats)
-            record["engine_threads"] = probe._multi.engine.threads
         if job.end_to_end:
             record["end_to_end_fps"] = end_to_end_fps(tracker, seq, len(frames), boxes)
         if single is not None and job.memory_frames:

@@ -46,8 +46,8 @@ def test_siamtrack_variants_and_their_failures(tmp_path, weights):
     broken, typo, other = parse_trackers(f"siamtrack:{bad},siamtrack:{weights}@scale_nmu=1,siamtrack@scale_num=1")
     assert broken.name == "siamtrack:broken" and broken.factory is None and broken.error.startswith("not run: ")
     assert typo.name.endswith("@scale_nmu=1") and "unknown TrackerConfig option(s): scale_nmu" in typo.error
-    # the default is a box-regression model: a SiamFC-only option is refused with the valid ones
-    assert "unknown BoxTrackerConfig option(s): scale_num; valid: " in other.error
+    # the default is a centre-head model: a SiamFC-only option is refused with the valid ones
+    assert "unknown CentreTrackerConfig option(s): scale_num; valid: " in other.error
     assert siamtrack_label(None, "") == "siamtrack"
     assert siamtrack_label("siamtrack_small", "scale_num=1") == "siamtrack:siamtrack_small@scale_num=1"
 

@@ -551,6 +551,17 @@ def test_centre_nanotrack_head_takes_over_a_box_familys_towers(data, tmp_path):
     assert torch.isfinite(loss) and net.head.size.weight.grad.abs().sum() > 0
     with pytest.raises(SiamTrackError, match="takes its towers from --init .*; leave --centre-head-channels"):
         Trainer(setup_of(argv + ["--centre-head-channels", "48"])[0])
+    # a shallower head keeps the donor's correlations and first tower blocks (5 layers each: dw, BN, ReLU6, pw, BN)
+    shallow = Trainer(setup_of(argv + ["--centre-head-depth", "2"])[0]).model.net.eval()
+    assert shallow.config.head_depth == 2 and len(shallow.fusion.cls_tower) == len(shallow.fusion.loc_tower) == 10
+    kept = {k: v for k, v in towers.items() if not (k.startswith(("cls_tower.", "loc_tower.")) and int(k.split(".")[1]) >= 10)}
+    assert kept.keys() == shallow.fusion.state_dict().keys() and len(kept) < len(towers)
+    assert all(torch.equal(v, shallow.fusion.state_dict()[k]) for k, v in kept.items())
+    with torch.no_grad():  # the first two blocks compute what the donor's do
+        cls_in, _ = donor.head.correlate(donor.backbone(z), donor.backbone(x))
+        torch.testing.assert_close(shallow.fusion.cls_tower(cls_in), donor.head.cls_tower[:10](cls_in))
+    with pytest.raises(SiamTrackError, match="--centre-head-depth 7: --init .* towers have 6 blocks; pass at most that"):
+        Trainer(setup_of(argv + ["--centre-head-depth", "7"])[0])
     save_checkpoint(random_net(dataclasses.replace(PRESETS["nanotrack_v2"], exemplar_cells=16)), tmp_path / "v2.pth")
     at_v2 = [str(tmp_path / "v2.pth") if a == str(tmp_path / "box.pth") else a for a in argv]
     with pytest.raises(SiamTrackError, match="head is not NanoTrack-v3's layout .*; pass --centre-head lightfc"):

@@ -27,8 +27,14 @@ def take_over_towers(net: CentreSiameseNet, donor: nn.Module, path: str, crop: i
     """A box-family head's correlations and towers into a ``nanotrack`` centre head, and its outputs' best linear
     start: the score is the softmax's target probability, sigmoid(cls1 - cls0); the size's logit starts at
     log(w / crop) ~ (log l + log r) / 2 + log(2 / crop) (l ~ r at the centre, w << crop); the offset at the cell's
-    middle. What the approximations miss, training corrects."""
-    towers = {k: v for k, v in donor.head.state_dict().items() if not k.startswith(("cls_out.", "loc_out."))}
+    middle. A shallower head takes the donor's first tower blocks, and the outputs' start reads their features
+    instead of the last block's. What the approximations miss, training corrects."""
+    kept = len(net.fusion.cls_tower)  # layers of the blocks the student has
+
+    def taken(key: str) -> bool:
+        part = key.split(".")
+        return part[0] not in ("cls_out", "loc_out") and not (part[0] in ("cls_tower", "loc_tower") and int(part[1]) >= kept)
+    towers = {k: v for k, v in donor.head.state_dict().items() if taken(k)}
     d = donor.config
     if d.cls_channels != d.loc_channels:
         raise SiamTrackError(f"--init {path}'s cls and loc towers differ in width ({d.cls_channels}, {d.loc_channels}); "
@@ -93,10 +99,14 @@ class CentreTraining:
             config = dataclasses.replace(config, stem=d.stem, blocks=d.blocks, relu6=d.relu6, normalise="none",
                                          input_order=d.input_order)
             if config.head == "nanotrack":
-                if (arch.head_channels, arch.head_depth) != (CentreArchConfig.head_channels, CentreArchConfig.head_depth):
+                if arch.head_channels != CentreArchConfig.head_channels:
                     raise SiamTrackError(f"--centre-head nanotrack takes its towers from --init {t.init}; leave "
-                                         "--centre-head-channels and --centre-head-depth at their defaults")
-                config = dataclasses.replace(config, head_channels=d.cls_channels, head_depth=len(d.cls_tower))
+                                         "--centre-head-channels at its default")
+                if arch.head_depth > len(d.cls_tower):
+                    raise SiamTrackError(f"--centre-head-depth {arch.head_depth}: --init {t.init}'s towers have "
+                                         f"{len(d.cls_tower)} blocks; pass at most that many (0 = all)")
+                config = dataclasses.replace(config, head_channels=d.cls_channels,
+                                             head_depth=arch.head_depth or len(d.cls_tower))
         net = CentreSiameseNet(config)
         if imagenet is not None:
             efficientnet_lite.load_backbone(net.backbone, imagenet, t.init)

@@ -121,7 +121,8 @@ class CentreArchConfig:
     expansion: int = opt(6, "inverted-residual expansion of the stages after the first (LightFC: 6)")
     fusion_channels: int = opt(96, "channels of the adjusted correlation concatenated to the search features")
     head_channels: int = opt(256, "width of each tower's first conv (LightFC: 256; later ones halve it)")
-    head_depth: int = opt(3, "3x3 convs after each tower's first (LightFC: 3)")
+    head_depth: int = opt(0, "lightfc head: 3x3 convs after each tower's first (0 = LightFC's 3); nanotrack head: "
+                             "tower blocks (0 = 3 fresh, or all of the --init donor's; fewer keeps its first ones)")
     head: str = opt("lightfc", "lightfc: LightFC's fusion and towers | nanotrack: NanoTrack-v3's correlations and "
                                "depth-wise separable towers (head-channels wide, head-depth blocks), 1x1 convs to the "
                                "maps; with a box-family --init its correlations and towers are taken over")
@@ -137,7 +138,7 @@ class CentreArchConfig:
         stages = tuple((t if i == 0 else self.expansion, c, n, s) for i, ((t, c, _, s), n) in enumerate(zip(LIGHTFC_STAGES, repeats)))
         try:
             config = CentreModelConfig(blocks=mobilenet_v2_blocks(stages), fusion_channels=self.fusion_channels,
-                                       head_channels=self.head_channels, head_depth=self.head_depth, head=self.head,
+                                       head_channels=self.head_channels, head_depth=self.head_depth or 3, head=self.head,
                                        template_size=template_size, search_size=search_size,
                                        template_factor=template_factor, search_factor=search_factor)
             return config.scaled(self.width) if self.width != 1.0 else config

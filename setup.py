@@ -10,7 +10,7 @@ weights = [str(p.relative_to(here)) for p in (here / "weights").glob("*") if p.s
 setup(
     name="siamtrack",
     version="0.1.0",
-    description="Real-time Siamese single-object tracker (SiamFC and box-regression families) for CPU and GPU",
+    description="Real-time Siamese single-object tracker (SiamFC, box-regression and centre-head families) for CPU and GPU",
     long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tracker", "tracker.*"]),

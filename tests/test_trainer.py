@@ -571,7 +571,9 @@ def test_centre_nanotrack_head_takes_over_a_box_familys_towers(data, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--family", "centre"], "--family centre trains on LightFC's crops: pass --cache-crop area"),
     (["--family", "box", "--centre-head-depth", "2"], "not used by --family box: --centre-head-depth"),
-    (["--family", "centre", "--cache-crop", "area", "--centre-repeats", "1,2"], "--centre-repeats must be 5 counts")])
+    (["--family", "centre", "--cache-crop", "area", "--centre-repeats", "1,2"], "--centre-repeats must be 5 counts"),
+    (["--family", "centre", "--cache-crop", "area", "--centre-head-depth", "-1"],
+     "--centre-head-depth must be 0 (the head's own) or more, got -1")])
 def test_centre_options_are_checked(data, tmp_path, extra, message):
     argv = ["--sequences", str(data[0]), "--split", "", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
             "--progress", "false", *extra]

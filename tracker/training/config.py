@@ -135,6 +135,8 @@ class CentreArchConfig:
             raise SiamTrackError(f"--centre-repeats must be 5 comma-separated counts, got {self.repeats!r}") from None
         if len(repeats) != len(LIGHTFC_STAGES) or min(repeats) < 1:
             raise SiamTrackError(f"--centre-repeats must be 5 counts of at least 1 (LightFC: 1,2,3,4,3), got {self.repeats!r}")
+        if self.head_depth < 0:
+            raise SiamTrackError(f"--centre-head-depth must be 0 (the head's own) or more, got {self.head_depth}")
         stages = tuple((t if i == 0 else self.expansion, c, n, s) for i, ((t, c, _, s), n) in enumerate(zip(LIGHTFC_STAGES, repeats)))
         try:
             config = CentreModelConfig(blocks=mobilenet_v2_blocks(stages), fusion_channels=self.fusion_channels,

@@ -270,12 +270,9 @@ def run_speed(opts: SpeedOptions, log: Callable[[str], None] = print,
 
 
 def paired_ratio(ours: TrackerSpeed, peer: TrackerSpeed) -> float:
-    """Median over rounds of the same round's fps ratio (rows of one round ran back to back); the ratio of
-    the medians where the rows have unequal round counts."""
-    a, b = ours.tracker_fps_rounds, peer.tracker_fps_rounds
-    if len(a) == len(b) and a and all(x > 0 for x in b):
-        return float(np.median(np.asarray(a) / np.asarray(b)))
-    return ours.tracker_fps / peer.tracker_fps
+    """Median over rounds of the same round's fps ratio (rows of one round ran back to back). Rows without an
+    error have one positive fps per round, so the two lists pair up."""
+    return float(np.median(np.asarray(ours.tracker_fps_rounds) / np.asarray(peer.tracker_fps_rounds)))
 
 
 def _ratios(rows: list[TrackerSpeed], siamtrack: set[str]) -> dict[str, dict[str, dict[str, float]]]:

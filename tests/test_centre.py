@@ -303,16 +303,33 @@ def test_checkpoint_round_trip_carries_the_crop_geometry(small_model):
     assert loaded.config == net.config
     origin = 8.0 if net.config.head == "nanotrack" else 0.0  # its maps begin half a 16 px cell into the crop
     assert overrides == {"exemplar_size": 96, "instance_size": 192, "template_factor": 2.0, "search_factor": 4.0,
-                         "map_origin": origin, "size_reference": 192, "clip_margin": 3.0}
+                         "clip_margin": 3.0}
     tracker = SiamTracker(str(path), device="cpu")
     assert tracker.family == "centre" and isinstance(tracker.config, CentreTrackerConfig)
-    assert (tracker.config.exemplar_size, tracker.config.instance_size, tracker.config.clip_margin,
-            tracker.config.map_origin) == (96, 192, 3.0, origin)
+    assert (tracker.config.exemplar_size, tracker.config.instance_size, tracker.config.clip_margin) == (96, 192, 3.0)
+    step = tracker._multi.step  # the maps' geometry is the network's, whatever the loop asks
+    assert (step.map_origin, step.size_reference) == (origin, 192)
     maps = loaded(torch.rand(1, 3, 96, 96) * 255, torch.rand(1, 3, 192, 192) * 255)
     n = 11 if net.config.head == "nanotrack" else 12
     assert [tuple(m.shape) for m in maps] == [(1, 1, n, n), (1, 2, n, n), (1, 2, n, n)]
     with pytest.raises(ValueError, match="unknown CentreTrackerConfig option\\(s\\): lr"):
         SiamTracker(str(path), device="cpu", lr=0.3)
+    for fixed in ("map_origin", "size_reference"):  # the network fixes them: no loop setting can move them
+        with pytest.raises(ValueError, match=f"unknown CentreTrackerConfig option\\(s\\): {fixed}"):
+            SiamTracker(str(path), device="cpu", **{fixed: 0})
+
+
+def test_checkpoints_that_stored_the_map_geometry_load_and_refuse_a_contradiction(small_model, tmp_path):
+    """Checkpoints saved before the geometry moved to the network kept it among their loop settings (the shipped
+    siamtrack_centre does): it agrees, so it is dropped; one that contradicts its network is malformed."""
+    net, _ = small_model
+    geometry = net.config.map_geometry()
+    save_checkpoint(net, tmp_path / "old.pth", tracker_config={**geometry, "clip_margin": 3.0})
+    assert load_checkpoint(tmp_path / "old.pth")[1]["clip_margin"] == 3.0
+    assert "map_origin" not in load_checkpoint(tmp_path / "old.pth")[1]
+    save_checkpoint(net, tmp_path / "bad.pth", tracker_config={**geometry, "map_origin": geometry["map_origin"] + 4})
+    with pytest.raises(WeightsError, match="bad.pth: its stored map_origin .* contradicts its network's"):
+        load_checkpoint(tmp_path / "bad.pth")
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -375,8 +392,9 @@ def _propose_for_a_20px_target(**loop):
     class Target:
         box = (100.0, 100.0, 20.0, 20.0)
         frame_shape = (240, 320)
+    geometry = {k: loop.pop(k) for k in ("map_origin", "size_reference") if k in loop}
     step = CentreStep(CentreTrackerConfig(exemplar_size=64, instance_size=128, search_factor=3.2, window_influence=0.0,
-                                          **loop))
+                                          **loop), **geometry)
     score = np.full((1, 1, 8, 8), 0.1, np.float32)
     score[0, 0, 2, 5] = 0.9
     size, offset = np.full((1, 2, 8, 8), 0.25, np.float32), np.full((1, 2, 8, 8), 0.5, np.float32)
@@ -399,7 +417,7 @@ def test_sizes_stay_fractions_of_the_trained_crop_in_a_smaller_search_crop():
         propose, _, _ = _propose_for_a_20px_target(size_reference=reference)
         assert propose() == pytest.approx((0.9, 114 + 7.5, 90 + 7.5, side, side), abs=1e-4)
     with pytest.raises(ValueError, match="size_reference must be >= 0"):
-        CentreTrackerConfig(size_reference=-1)
+        _propose_for_a_20px_target(size_reference=-1)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.5, "0.5;window_influence=2"])
@@ -529,7 +547,8 @@ def test_the_shipped_centre_model_tracks_the_demo_clip_on_both_backends():
     for backend in ("onnxruntime", "torch"):
         tracker = SiamTracker("siamtrack_centre", device="cpu", backend=backend)
         c = tracker.config
-        assert (tracker.family, c.instance_size, c.map_origin, c.size_reference, c.size_rate, c.penalty_k) == (
+        step = tracker._multi.step
+        assert (tracker.family, c.instance_size, step.map_origin, step.size_reference, c.size_rate, c.penalty_k) == (
             "centre", 256, 8.0, 256, 0.25, 0.5)
         tracker.init(frames[0], clip.truth(0))
         boxes[backend] = np.array([tracker.update(f).box for f in frames[1:]])

@@ -444,8 +444,8 @@ def test_centre_family_learns_on_generated_clips_and_its_checkpoint_tracks(clips
     assert losses[0] > losses[1] > losses[2]
     net, overrides, meta = load_checkpoint(out / "epoch_006.pth")
     assert net.config.family == "centre" and (net.config.template_size, net.config.search_size) == (64, 128)
-    assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0,
-                         "map_origin": 0.0, "size_reference": 128}
+    assert overrides == {"exemplar_size": 64, "instance_size": 128, "template_factor": 2.0, "search_factor": 4.0}
+    assert net.config.map_geometry() == {"map_origin": 0.0, "size_reference": 128}
     clip = demo_clip(seed=0, n_frames=24, width=160, height=120)
     frames = list(clip)
     save_checkpoint(fresh_net(setup), tmp_path / "fresh.pth", tracker_config=overrides)
@@ -533,7 +533,7 @@ def test_centre_nanotrack_head_takes_over_a_box_familys_towers(data, tmp_path):
     trainer = Trainer(setup_of(argv)[0])
     net = trainer.model.net.eval()
     assert (net.config.head, net.config.head_channels, net.config.head_depth) == ("nanotrack", 96, 6)
-    assert trainer.loop_overrides["map_origin"] == 8.0
+    assert net.config.map_geometry()["map_origin"] == 8.0
     towers = {k: v for k, v in donor.head.state_dict().items() if not k.startswith(("cls_out", "loc_out"))}
     assert towers.keys() == net.fusion.state_dict().keys()
     assert all(torch.equal(v, net.fusion.state_dict()[k]) for k, v in towers.items())

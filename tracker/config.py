@@ -242,10 +242,14 @@ class CentreModelConfig:
         return replace(self, stem=ch(self.stem), blocks=_scaled_blocks(self.blocks, ch))
 
     def loop_overrides(self) -> dict[str, Any]:
-        """The crop geometry a tracking loop must use with this network."""
+        """The crop geometry a tracking loop runs with by default (a smaller search crop may be asked for)."""
         return {"exemplar_size": self.template_size, "instance_size": self.search_size,
-                "template_factor": self.template_factor, "search_factor": self.search_factor,
-                "map_origin": self.map_origin, "size_reference": self.search_size}
+                "template_factor": self.template_factor, "search_factor": self.search_factor}
+
+    def map_geometry(self) -> dict[str, float]:
+        """How the step reads this network's maps, whatever the loop asks: where their first cell begins in the
+        search crop, and the crop side (the trained search size) the size map's fractions are of."""
+        return {"map_origin": self.map_origin, "size_reference": float(self.search_size)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -412,9 +416,6 @@ class CentreTrackerConfig(LoopConfig):
     clip_margin: float = 2.0     # smallest box side and distance from the far frame edges (LightFC's clip_box)
     size_rate: float = 1.0       # share of the new size taken each frame (1 = LightFC: as it is; lower = smoothed)
     penalty_k: float = 0.0       # scale/aspect change penalty on each cell's score (SiamRPN's; 0 = LightFC: none)
-    map_origin: float = 0.0      # search-crop px where the maps' first cell begins (the network fixes it; 0 = LightFC)
-    size_reference: int = 0      # search crop px the size map's fractions are of: the network's trained search size
-                                 # (it fixes it; 0 = instance_size), so a smaller instance_size keeps the sizes
 
     searches_per_target: ClassVar[int] = 1
 
@@ -429,8 +430,6 @@ class CentreTrackerConfig(LoopConfig):
             raise ValueError(f"size_rate must be in (0, 1] (1 = take each frame's size as it is), got {self.size_rate}")
         if self.penalty_k < 0:
             raise ValueError(f"penalty_k must be >= 0 (0 = no size-change penalty), got {self.penalty_k}")
-        if self.size_reference < 0:
-            raise ValueError(f"size_reference must be >= 0 (0 = instance_size), got {self.size_reference}")
 
     def extents(self, w: float, h: float) -> tuple[float, float]:
         """(template, search) crop sides before LightFC's ceil: factor x sqrt(w*h)."""

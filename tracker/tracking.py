@@ -195,7 +195,7 @@ class MultiTracker:
         self.model_config = net.config
         self.engine = build_engine(net, backend, device, self.config, threads)
         cfg = self.config
-        self.step: Step = build_step(self.family, cfg)
+        self.step: Step = build_step(self.family, cfg, net.config)
         self._targets: dict[int, _Target] = {}
         self._kernels: dict[int, Any] = {}
         self._first_kernels: dict[int, Any] = {}

@@ -24,8 +24,15 @@ def loop_config(family: str, overrides: dict[str, Any]) -> LoopConfig:
     return LOOPS[family][0].from_dict(overrides)
 
 
-def build_step(family: str, config: LoopConfig) -> Step:
-    return LOOPS[family][1](config)
+def build_step(family: str, config: LoopConfig, model_config: Any = None) -> Step:
+    """The family's step for ``config``, reading the maps of the network ``model_config`` describes."""
+    return LOOPS[family][1](config, **network_map_geometry(model_config))
+
+
+def network_map_geometry(model_config: Any) -> dict[str, float]:
+    """How a step must read the network's maps (the centre family's origin and size reference); none for the others."""
+    fixed = getattr(model_config, "map_geometry", None)
+    return fixed() if fixed is not None else {}
 
 
 def model_loop_overrides(model_config: Any) -> dict[str, Any]:

@@ -15,12 +15,20 @@ Proposal = tuple[float, float, float, float, float]  # score, cx, cy, w, h
 
 
 class CentreStep:
-    """Per-tracker state: the Hann windows by map size."""
+    """Per-tracker state: the Hann windows by map size, and how the network's maps lie in the search crop.
+
+    ``map_origin`` (crop px where the maps' first cell begins) and ``size_reference`` (the crop side the size map's
+    fractions are of; 0 = the crop searched) belong to the network (``CentreModelConfig.map_geometry``), not to
+    the loop: no loop setting may move them.
+    """
 
     relative_confidence = False  # the score map is a probability: the peak's raw value is the confidence
 
-    def __init__(self, cfg: CentreTrackerConfig) -> None:
+    def __init__(self, cfg: CentreTrackerConfig, map_origin: float = 0.0, size_reference: float = 0.0) -> None:
+        if size_reference < 0:
+            raise ValueError(f"size_reference must be >= 0 (0 = the searched crop), got {size_reference}")
         self.cfg = cfg
+        self.map_origin, self.size_reference = float(map_origin), float(size_reference)
         self._windows: dict[int, np.ndarray] = {}
         maps = np.full((2, 2, 2), 0.5, np.float32)
         decode_centre(maps[0], maps, maps, self._window(2), 32, 64, 0.0, 0.0, 8.0, 8.0, 64, 64, 2.0, 2.0, 0.0)  # JIT warm-up
@@ -50,12 +58,12 @@ class CentreStep:
         side = lightfc_side(w, h, cfg.search_factor)  # the crop search_into made
         height, width = target.frame_shape
         window = self._window(score.shape[1])
-        if cfg.size_reference and cfg.size_reference != size:  # fractions of the trained crop -> of this one
-            box_size = box_size * np.float32(cfg.size_reference / size)
+        if self.size_reference and self.size_reference != size:  # fractions of the trained crop -> of this one
+            box_size = box_size * np.float32(self.size_reference / size)
         if cfg.penalty_k:  # folded into the window: the peak is that of score x window x penalty
             window = window * size_penalty(box_size, side, w, h, cfg.penalty_k)
         raw, nx, ny, nw, nh = decode_centre(score[0], box_size, offset, window, size, side, x, y, w, h, height, width,
-                                            cfg.clip_margin, size / cfg.total_stride, cfg.map_origin)
+                                            cfg.clip_margin, size / cfg.total_stride, self.map_origin)
         cx, cy = nx + (nw - 1) / 2, ny + (nh - 1) / 2
         if cfg.size_rate < 1.0:  # a student's noisy sizes would otherwise compound through the next crop's scale
             nw, nh = w + cfg.size_rate * (nw - w), h + cfg.size_rate * (nh - h)
@@ -67,6 +75,6 @@ class CentreStep:
 
     def relocate(self, target, outputs: tuple[np.ndarray, ...], crop_px: float, out_size: int) -> tuple[float, float, float]:
         """Unwindowed peak of a lost-state crop (``out_size`` px over ``crop_px`` frame px, centred on the target)."""
-        raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride), self.cfg.map_origin)
+        raw, u, v = locate_centre(outputs[0][0, 0], outputs[2][0], float(self.cfg.total_stride), self.map_origin)
         scale = crop_px / out_size
         return raw, target.cx + (u - out_size / 2) * scale, target.cy + (v - out_size / 2) * scale

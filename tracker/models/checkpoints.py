@@ -21,7 +21,7 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import WeightsError
-from ..families import model_loop_overrides
+from ..families import model_loop_overrides, network_map_geometry
 from . import lightfc, nanotrack
 from .backbones import ALEXNET_CHANNELS, scaled_channels
 from .network import Network, build_network, model_config
@@ -274,4 +274,17 @@ def _import(source: WeightsSource) -> tuple[Network, dict[str, Any], dict[str, A
     except ValueError as exc:
         raise WeightsError(f"{path}: cannot build the architecture it describes ({exc})") from None
     check_and_load(net, state, path)
+    tracker_overrides = _without_map_geometry(config, tracker_overrides, path)
     return net.eval(), {**model_loop_overrides(config), **tracker_overrides}, metadata
+
+
+def _without_map_geometry(config: Any, overrides: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Checkpoints saved before 2026-12-08 (the shipped ``siamtrack_centre`` among them) stored the network's map
+    geometry among their loop settings; it is the network's own now (``CentreModelConfig.map_geometry``), so it is
+    dropped here once it agrees with the network, and a file where it does not is malformed."""
+    kept = dict(overrides)
+    for key, value in network_map_geometry(config).items():
+        if key in kept and kept.pop(key) != value:
+            raise WeightsError(f"{path}: its stored {key} ({overrides[key]}) contradicts its network's ({value}); "
+                               f"re-train or re-export it")
+    return kept

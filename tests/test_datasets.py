@@ -89,6 +89,25 @@ def test_a_two_folder_split_needs_the_parent_and_all_its_sequences(data_parent):
         load_dataset(data_parent, split="val2", names=["Basketball"])
 
 
+def test_a_folder_of_dataset_folders_reads_each_one_without_a_split(data_parent, tmp_path):
+    """``siamtrack bench ../shared/data --sequences NAME`` (no split) reads the parent's dataset folders."""
+    seqs = load_dataset(data_parent)
+    assert [s.name for s in seqs] == sorted([*split_names("val2"), "otb_Car1"]) + sorted([*split_names("val"),
+                                                                                         "Basketball"])
+    picked = load_dataset(data_parent, names=["otb_Car1", "Basketball"])
+    assert [(s.name, s.video.parent.parent.name) for s in picked] == [("otb_Car1", "more_sequences"),
+                                                                      ("Basketball", "sequences")]
+    with pytest.raises(DatasetError, match=r"sequence\(s\) Nope not found in .* \(its dataset folders "
+                                           r"more_sequences, sequences\)$"):
+        load_dataset(data_parent, names=["Basketball", "Nope"])
+    for folder in ("a", "b"):  # one name in two folders would be ambiguous: refused
+        write_sequence(tmp_path / folder / "Clip", _frames(2), np.ones((2, 4)))
+    with pytest.raises(DatasetError, match="sequence\\(s\\) Clip are in more than one folder of .*; pass one of a, b"):
+        load_dataset(tmp_path)
+    with pytest.raises(DatasetError, match="holds no sequence folders of a known layout"):
+        load_dataset(tmp_path / "a" / "Clip")
+
+
 def test_otb_layout_honours_got10k_frame_ranges(tmp_path):
     # got10k's OTB keeps only the first 74 images of Football1 (its annotation has 74 rows)
     _write_images(tmp_path / "Football1" / "img", 76, "%04d.jpg")

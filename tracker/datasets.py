@@ -17,6 +17,7 @@ unless the caller allows them (see :func:`check_ground_truth`).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +165,8 @@ def split_names(split: str) -> list[str]:
     return [n for block in load_splits().resolve(split) for n in block.names]
 
 
-def detect_layout(root: Path) -> str:
-    """Name the layout of ``root`` ('sequences', 'otb' or 'got10k') from its first sequence folder."""
+def _layout_of(root: Path) -> str | None:
+    """The layout of ``root``'s first sequence folder, or None when it holds none."""
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         if (d / "video.mp4").is_file() and (d / "groundtruth.txt").is_file():
             return "sequences"
@@ -173,8 +174,16 @@ def detect_layout(root: Path) -> str:
             return "otb"
         if (d / "groundtruth.txt").is_file() and any(d.glob("*.jpg")):
             return "got10k"
-    raise DatasetError(f"{root} holds no sequence folders of a known layout "
-                       "(<Name>/video.mp4+groundtruth.txt, OTB <Seq>/img/, or GOT-10k <seq>/*.jpg+groundtruth.txt)")
+    return None
+
+
+def detect_layout(root: Path) -> str:
+    """Name the layout of ``root`` ('sequences', 'otb' or 'got10k') from its first sequence folder."""
+    layout = _layout_of(root)
+    if layout is None:
+        raise DatasetError(f"{root} holds no sequence folders of a known layout "
+                           "(<Name>/video.mp4+groundtruth.txt, OTB <Seq>/img/, or GOT-10k <seq>/*.jpg+groundtruth.txt)")
+    return layout
 
 
 def _read_sequence(d: Path) -> Sequence:
@@ -217,7 +226,8 @@ READERS = {"sequences": _read_sequence, "otb": _read_otb, "got10k": _read_got10k
 
 def load_dataset(root: str | os.PathLike, split: str | None = None, names: list[str] | None = None,
                  layout: str | None = None) -> list[Sequence]:
-    """Read every sequence under ``root`` (sorted by name), optionally restricted to ``split`` / ``names``.
+    """Read every sequence under ``root`` (sorted by name; a folder of dataset folders, as ../shared/data, folder
+    by folder), optionally restricted to ``split`` / ``names``.
 
     ``split`` selects names from tracker/splits.json for our layout (see :func:`_load_split`) and the
     ``<root>/<split>`` subfolder for GOT-10k. Nothing is ever downloaded: a missing folder is a DatasetError.
@@ -229,7 +239,36 @@ def load_dataset(root: str | os.PathLike, split: str | None = None, names: list[
         root, split = root / split, None
     if split is not None:
         return _load_split(root, split, names, layout)
-    return _load_folder(root, set(names) if names else None, layout)
+    wanted = set(names) if names else None
+    parts = _dataset_folders(root) if layout is None and _layout_of(root) is None else []
+    return _load_collection(root, parts, wanted, layout) if parts else _load_folder(root, wanted, layout)
+
+
+def _dataset_folders(root: Path) -> list[Path]:
+    """The dataset folders inside ``root`` when it is a folder of datasets (as ../shared/data: sequences/,
+    more_sequences/), sorted by name; empty when it is not."""
+    return sorted((d for d in root.iterdir() if d.is_dir() and _layout_of(d) is not None), key=lambda d: d.name)
+
+
+def _load_collection(root: Path, parts: list[Path], wanted: set[str] | None, layout: str | None) -> list[Sequence]:
+    """Every dataset folder's sequences (restricted to ``wanted``), folder by folder; a name in two folders is
+    refused, since a sequence is named by its folder's name alone."""
+    found = {part: {d.name for d in part.iterdir() if d.is_dir()} for part in parts}
+    twice = sorted({n for a, b in itertools.combinations(parts, 2) for n in found[a] & found[b]})
+    if twice:
+        raise DatasetError(f"sequence(s) {', '.join(twice[:5])} are in more than one folder of {root}; "
+                           f"pass one of {', '.join(p.name for p in parts)}")
+    if wanted is not None:
+        missing = sorted(wanted - set().union(*found.values()))
+        if missing:
+            raise DatasetError(f"sequence(s) {', '.join(missing[:5])} not found in {root} "
+                               f"(its dataset folders {', '.join(p.name for p in parts)})")
+    seqs: list[Sequence] = []
+    for part in parts:
+        chosen = found[part] if wanted is None else found[part] & wanted
+        if chosen:
+            seqs += _load_folder(part, chosen if wanted is not None else None, layout)
+    return seqs
 
 
 def _load_split(root: Path, split: str, names: list[str] | None, layout: str | None) -> list[Sequence]:

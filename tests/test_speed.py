@@ -207,3 +207,21 @@ def test_the_tool_reports_a_missing_sequence_in_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [f"speed: error: dataset folder {missing.parent} not found; pass the path of a "
                                         "local dataset (nothing is downloaded)"]
+
+
+def test_the_onnx_peers_rows_carry_their_graphs_cost(tmp_path):
+    """nanotrack's row costs its two graphs; vit's (one stream: template and search every frame) its whole graph,
+    read from the file --vit-model names, so the GFLOP column compares like with like."""
+    from conftest import SHARED
+    from tracker.evaluation.flops import onnx_flops
+    from tracker.evaluation.peers import PeerOptions
+
+    vit = SHARED / "reference" / "vittrack_early" / "vitTracker_early.onnx"
+    if not vit.is_file():
+        pytest.skip(f"needs {vit} (../shared)")
+    entries, failed = speed._entries(SpeedOptions(sequence=tmp_path, trackers=["vit"], peers=PeerOptions(vit_model=vit)))
+    assert failed == [] and [(e.name, e.flops.per_frame, e.flops.exemplar) for e in entries] == [
+        ("vit", onnx_flops(vit), 0)]
+    assert onnx_flops(vit) == 89_952_256  # 0.090 GFLOP: its convs and matmuls at 128 + 256 px
+    entries, failed = speed._entries(SpeedOptions(sequence=tmp_path, trackers=["vit"], peers=PeerOptions()))
+    assert entries == [] and "--vit-model" in failed[0].error

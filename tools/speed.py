@@ -38,8 +38,8 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regimes", type=_regimes, default=REGIMES,
                    help="comma-separated thread regimes: counts and/or 'default' (default: 1,2,default)")
     p.add_argument("--trackers", default="",
-                   help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value], nanotrack, csrt, "
-                        "kcf (default: every shipped model + nanotrack,csrt,kcf)")
+                   help="comma-separated `siamtrack bench` names: siamtrack[:WEIGHTS][@key=value], nanotrack, vit, csrt, "
+                        "kcf, lightfc, ... (default: every shipped model + nanotrack,csrt,kcf)")
     p.add_argument("--tracker", action="append", default=[],
                    help="one more tracker name, commas allowed (siamtrack:siamtrack_small@scale_num=1,instance_size=223); repeatable")
     p.add_argument("--backend", dest="backends", action="append", choices=("torch", "onnxruntime"),
@@ -49,6 +49,8 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multi-frames", type=int, default=60, help="frames per pass of the N-target rows")
     p.add_argument("--nano-backbone", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_backbone_sim.onnx")
     p.add_argument("--nano-neckhead", type=Path, default=SHARED / "reference" / "nanotrack_v2" / "nanotrack_head_sim.onnx")
+    p.add_argument("--vit-model", type=Path, default=SHARED / "reference" / "vittrack_early" / "vitTracker_early.onnx",
+                   help="cv2.TrackerVit's ONNX model (for the vit peer)")
     p.add_argument("--lighttrack-dir", type=Path, default=SHARED / "reference" / "lighttrack",
                    help="folder with lighttrack_*.onnx (for the lighttrack peers)")
     p.add_argument("--fear-dir", type=Path, default=SHARED / "reference" / "fear_xs",
@@ -66,7 +68,7 @@ def options_from(args: argparse.Namespace) -> SpeedOptions:
     return SpeedOptions(sequence=args.sequence, trackers=names, frames=args.frames, passes=args.passes, rounds=args.rounds,
                         regimes=args.regimes, backends=tuple(args.backends or ("onnxruntime",)),
                         targets=tuple(args.targets), multi_frames=args.multi_frames,
-                        peers=PeerOptions(args.nano_backbone, args.nano_neckhead, device=args.device,
+                        peers=PeerOptions(args.nano_backbone, args.nano_neckhead, args.vit_model, device=args.device,
                                           lighttrack_dir=args.lighttrack_dir, fear_dir=args.fear_dir,
                                           lightfc_dir=args.lightfc_dir),
                         memory_frames=args.memory_frames, device=args.device)

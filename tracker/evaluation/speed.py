@@ -165,6 +165,8 @@ def _entries(opts: SpeedOptions) -> tuple[list[_Entry], list[TrackerSpeed]]:
             flops = None
             if spec.name == "nanotrack":
                 flops = ModelFlops(onnx_flops(peer_opts.nano_backbone), onnx_flops(peer_opts.nano_neckhead), 0)
+            elif spec.name == "vit":  # one stream: template and search go through the whole graph every frame
+                flops = ModelFlops(onnx_flops(peer_opts.vit_model), 0, 0)
             entries.append(_Entry(spec.name, spec.name, None, flops))
     return entries, failed
 

@@ -36,3 +36,30 @@ def test_bad_csvs_are_one_line_errors(tmp_path):
     done = run(empty, tmp_path / "f.png", cwd=tmp_path)
     assert done.returncode == 2 and "no points to plot" in done.stderr
     assert not (tmp_path / "f.png").exists()
+
+
+def test_labels_of_nearly_equal_models_do_not_overlap():
+    """Two models 0.001 AUC and 1 fps apart (as siamtrack_box_lfc and its LightFC-taught sibling): their labels,
+    drawn at the same offset, would overlap; placed, they do not, and each stays inside the axes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tracker.evaluation.plots import separate_labels
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    points = [("siamtrack_box_lfc", 0.619, 425.7), ("box: v3 + LightFC*", 0.620, 426.7), ("CSRT", 0.452, 44.0)]
+    labels = [ax.annotate(n, (f, a), textcoords="offset points", xytext=(5, 4), arrowprops={"arrowstyle": "-"})
+              for n, a, f in points]
+    ax.plot([f for _, _, f in points], [a for _, a, _ in points], "o")
+    ax.set(xlim=(0, 700), ylim=(0.4, 0.7))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert labels[0].get_window_extent(renderer).overlaps(labels[1].get_window_extent(renderer))
+    separate_labels(fig, labels)
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    frame = ax.get_window_extent(renderer)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+    assert labels[2].xyann == (5, 4) and not labels[2].arrow_patch.get_visible()  # a free label stays put
+    plt.close(fig)

@@ -40,10 +40,9 @@ def test_bad_csvs_are_one_line_errors(tmp_path):
 
 def test_labels_of_nearly_equal_models_do_not_overlap():
     """Two models 0.001 AUC and 1 fps apart (as siamtrack_box_lfc and its LightFC-taught sibling): their labels,
-    drawn at the same offset, would overlap; placed, they do not, and each stays inside the axes."""
-    import matplotlib
-    matplotlib.use("Agg")
+    drawn at the same offset, would overlap; placed, they do not, none covers a marker, and each stays inside the axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.text import Text
 
     from tracker.evaluation.plots import separate_labels
 
@@ -55,11 +54,13 @@ def test_labels_of_nearly_equal_models_do_not_overlap():
     ax.set(xlim=(0, 700), ylim=(0.4, 0.7))
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    assert labels[0].get_window_extent(renderer).overlaps(labels[1].get_window_extent(renderer))
+    assert Text.get_window_extent(labels[0], renderer).overlaps(Text.get_window_extent(labels[1], renderer))
     separate_labels(fig, labels)
-    boxes = [label.get_window_extent(renderer) for label in labels]
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]  # the text, not the line to its marker
     frame = ax.get_window_extent(renderer)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    markers = ax.transData.transform([(f, a) for _, a, f in points])
+    assert not any(box.contains(x, y) for box in boxes for x, y in markers)  # nor printed over a marker
     assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
     assert labels[2].xyann == (5, 4) and not labels[2].arrow_patch.get_visible()  # a free label stays put
     plt.close(fig)

@@ -8,6 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: benchmarks run on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from .metrics import PRECISION_AT, PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS  # noqa: E402
 
@@ -63,17 +65,23 @@ def frontier_plot(points: list[tuple[str, float, float]], path: Path, title: str
 def separate_labels(fig, labels: list) -> None:
     """Place each label, top marker first, at the first spot beside its marker (right, then left; a row up or down
     at a time) where it overlaps no label placed before it and stays inside the axes: models of nearly equal AUC
-    and speed otherwise print their names over each other. A thin line ties a moved label to its marker."""
+    and speed otherwise print their names over each other, or beside another model's marker. A thin line ties a
+    moved label to its marker."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    frame = labels[0].axes.get_window_extent(renderer) if labels else None
-    placed: list = []
+    if not labels:
+        return
+    ax = labels[0].axes
+    frame = ax.get_window_extent(renderer)
+    radius = 4 * fig.dpi / 72  # a marker's half width in display px: labels keep off every marker too
+    placed: list = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius)
+                    for x, y in ax.transData.transform([label.xy for label in labels])]
     for label in sorted(labels, key=lambda a: -a.xy[1]):
-        width = label.get_window_extent(renderer).width * 72 / fig.dpi  # display px -> offset points
+        width = Text.get_window_extent(label, renderer).width * 72 / fig.dpi  # display px -> offset points
         spots = [(dx, dy) for dy in (4, *(v for k in range(1, 9) for v in (4 - 9 * k, 4 + 9 * k))) for dx in (5, -width - 5)]
         for spot in spots:
             label.xyann = spot
-            box = label.get_window_extent(renderer)
+            box = Text.get_window_extent(label, renderer)  # the text alone, not the line to its marker
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             if inside and not any(box.overlaps(p) for p in placed):
                 break
@@ -81,4 +89,4 @@ def separate_labels(fig, labels: list) -> None:
             label.xyann = spots[0]  # nowhere free: where it would have been
         if label.xyann == spots[0]:
             label.arrow_patch.set_visible(False)  # beside its marker: no line needed
-        placed.append(label.get_window_extent(renderer))
+        placed.append(Text.get_window_extent(label, renderer))

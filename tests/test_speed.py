@@ -8,11 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 
 from tracker.config import ModelConfig, TrackerConfig
 from tracker.datasets import write_sequence
 from tracker.evaluation import speed
-from tracker.evaluation.flops import model_flops
+from tracker.evaluation.flops import model_flops, onnx_flops
+from tracker.evaluation.peers import PeerOptions
 from tracker.evaluation.speed import SpeedOptions, run_speed
 from tracker.evaluation.speed_worker import STAGES, grid_boxes, regime_threads, run_job
 from tracker.models import SiameseNet, save_checkpoint
@@ -212,10 +214,6 @@ def test_the_tool_reports_a_missing_sequence_in_one_line(tmp_path):
 def test_the_onnx_peers_rows_carry_their_graphs_cost(tmp_path):
     """nanotrack's row costs its two graphs; vit's (one stream: template and search every frame) its whole graph,
     read from the file --vit-model names, so the GFLOP column compares like with like."""
-    from conftest import SHARED
-    from tracker.evaluation.flops import onnx_flops
-    from tracker.evaluation.peers import PeerOptions
-
     vit = SHARED / "reference" / "vittrack_early" / "vitTracker_early.onnx"
     if not vit.is_file():
         pytest.skip(f"needs {vit} (../shared)")

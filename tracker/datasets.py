@@ -240,8 +240,9 @@ def load_dataset(root: str | os.PathLike, split: str | None = None, names: list[
     if split is not None:
         return _load_split(root, split, names, layout)
     wanted = set(names) if names else None
-    parts = _dataset_folders(root) if layout is None and _layout_of(root) is None else []
-    return _load_collection(root, parts, wanted, layout) if parts else _load_folder(root, wanted, layout)
+    found = layout or _layout_of(root)  # detected once; _load_folder raises the layout error for an empty folder
+    parts = [] if found else _dataset_folders(root)
+    return _load_collection(root, parts, wanted, layout) if parts else _load_folder(root, wanted, found)
 
 
 def _dataset_folders(root: Path) -> list[Path]:
@@ -265,9 +266,9 @@ def _load_collection(root: Path, parts: list[Path], wanted: set[str] | None, lay
                                f"(its dataset folders {', '.join(p.name for p in parts)})")
     seqs: list[Sequence] = []
     for part in parts:
-        chosen = found[part] if wanted is None else found[part] & wanted
-        if chosen:
-            seqs += _load_folder(part, chosen if wanted is not None else None, layout)
+        chosen = None if wanted is None else found[part] & wanted
+        if chosen is None or chosen:
+            seqs += _load_folder(part, chosen, layout)
     return seqs
 
 

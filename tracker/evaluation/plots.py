@@ -67,10 +67,10 @@ def separate_labels(fig, labels: list) -> None:
     at a time) where it overlaps no label placed before it and stays inside the axes: models of nearly equal AUC
     and speed otherwise print their names over each other, or beside another model's marker. A thin line ties a
     moved label to its marker."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
     if not labels:
         return
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
     ax = labels[0].axes
     frame = ax.get_window_extent(renderer)
     radius = 4 * fig.dpi / 72  # a marker's half width in display px: labels keep off every marker too

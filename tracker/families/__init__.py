@@ -31,13 +31,17 @@ def build_step(family: str, config: LoopConfig, model_config: Any = None) -> Ste
 
 def network_map_geometry(model_config: Any) -> dict[str, float]:
     """How a step must read the network's maps (the centre family's origin and size reference); none for the others."""
-    fixed = getattr(model_config, "map_geometry", None)
-    return fixed() if fixed is not None else {}
+    return _network_fixes(model_config, "map_geometry")
 
 
 def model_loop_overrides(model_config: Any) -> dict[str, Any]:
     """Loop fields a network fixes (the centre family's crop sizes and factors); none for the others."""
-    fixed = getattr(model_config, "loop_overrides", None)
+    return _network_fixes(model_config, "loop_overrides")
+
+
+def _network_fixes(model_config: Any, method: str) -> dict[str, Any]:
+    """``model_config.method()`` where the family's config has it (the centre family's), else nothing."""
+    fixed = getattr(model_config, method, None)
     return fixed() if fixed is not None else {}
 
 

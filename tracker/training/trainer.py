@@ -327,10 +327,7 @@ class Trainer:
 def train(setup: Setup, resume: str | os.PathLike | None = None) -> Path:
     """Train with ``setup``; ``resume`` = a state.pth to continue from (exactly)."""
     try:
-        out = Trainer(setup).run(resume)
-        if dist.is_initialized():  # rank 0 writes the last files after the others are done: all finish together,
-            dist.barrier()         # so no rank tears its process group down while another still uses it
-        return out
+        return Trainer(setup).run(resume)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
